@@ -1,0 +1,112 @@
+"""Configuration read from the environment, with defaults that run on a fresh machine."""
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+INSTANCE_DIR = PROJECT_ROOT / "instance"
+
+# Used only when SECRET_KEY is unset outside production, so sessions still work on a fresh machine.
+DEVELOPMENT_SECRET_KEY = "dev-only-not-secret"  # noqa: S105 (refused in production)
+
+
+def env_flag(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    return int(value) if value else default
+
+
+def normalize_database_url(url: str) -> str:
+    """Let operators paste a plain postgres URL; SQLAlchemy needs the psycopg (v3) driver named."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def default_redis_url() -> str:
+    # `make run` starts the embedded Redis on this socket when REDIS_URL is unset.
+    return f"unix://{INSTANCE_DIR / 'redis.sock'}"
+
+
+class Config:
+    def __init__(self) -> None:
+        self.ENV_NAME = os.environ.get("MEANDER_ENV", "development")
+        self.SECRET_KEY = os.environ.get("SECRET_KEY") or DEVELOPMENT_SECRET_KEY
+        self.SQLALCHEMY_DATABASE_URI = normalize_database_url(
+            os.environ.get("DATABASE_URL") or f"sqlite:///{INSTANCE_DIR / 'meander.db'}"
+        )
+        self.REDIS_URL = os.environ.get("REDIS_URL") or default_redis_url()
+        self.SITE_URL = (os.environ.get("SITE_URL") or "http://127.0.0.1:{}".format(env_int("PORT", 5000))).rstrip("/")
+        self.TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+
+        self.MAIL_SERVER = os.environ.get("MAIL_SERVER") or "127.0.0.1"
+        self.MAIL_PORT = env_int("MAIL_PORT", 8025)
+        self.MAIL_USE_TLS = env_flag("MAIL_USE_TLS")
+        self.MAIL_USE_SSL = env_flag("MAIL_USE_SSL")
+        self.MAIL_USERNAME = os.environ.get("MAIL_USERNAME") or None
+        self.MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD") or None
+        self.MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER") or "Meander <demo@meander.no>"
+        self.MAIL_TIMEOUT_SECONDS = float(os.environ.get("MAIL_TIMEOUT_SECONDS") or 10)
+        self.MAIL_SUPPRESS_SEND = False  # tests send real mail to their own SMTP server
+        self.MAIL_SINK_DIR = os.environ.get("MAIL_SINK_DIR") or None
+
+        # Network clients never wait long: a slow Redis must not stall a booking.
+        self.REDIS_CONNECT_TIMEOUT_SECONDS = float(os.environ.get("REDIS_CONNECT_TIMEOUT_SECONDS") or 0.5)
+        self.REDIS_SOCKET_TIMEOUT_SECONDS = float(os.environ.get("REDIS_SOCKET_TIMEOUT_SECONDS") or 1.0)
+        self.RQ_QUEUE_NAME = os.environ.get("RQ_QUEUE_NAME") or "confirmations"
+        # How often the worker looks for confirmations that are due and unsent.
+        self.CONFIRMATION_SWEEP_SECONDS = float(os.environ.get("CONFIRMATION_SWEEP_SECONDS") or 30)
+
+        self.BOOKING_RATE_LIMIT = os.environ.get("BOOKING_RATE_LIMIT") or "5 per hour"
+        self.RATELIMIT_STORAGE_URI = redis_url_for_limits(self.REDIS_URL)
+        self.RATELIMIT_STORAGE_OPTIONS = {
+            "socket_connect_timeout": self.REDIS_CONNECT_TIMEOUT_SECONDS,
+            "socket_timeout": self.REDIS_SOCKET_TIMEOUT_SECONDS,
+        }
+        self.RATELIMIT_STRATEGY = "moving-window"
+        self.RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
+        self.RATELIMIT_SWALLOW_ERRORS = True  # a broken limiter must never fail a booking
+        self.RATELIMIT_KEY_PREFIX = os.environ.get("RATELIMIT_KEY_PREFIX") or "meander"
+
+        self.SQLALCHEMY_ENGINE_OPTIONS = engine_options(self.SQLALCHEMY_DATABASE_URI)
+        self.WTF_CSRF_TIME_LIMIT = None  # a prospect may leave the form open for hours
+        self.SESSION_COOKIE_HTTPONLY = True
+        self.SESSION_COOKIE_SAMESITE = "Lax"
+        self.SESSION_COOKIE_SECURE = self.SITE_URL.startswith("https://")
+
+    def as_dict(self) -> dict:
+        return {key: getattr(self, key) for key in vars(self) if key.isupper()}
+
+
+def refuse_unsafe_production(config) -> None:
+    """Production never runs on a guessable secret."""
+    if config["ENV_NAME"] != "production":
+        return
+    secret = config.get("SECRET_KEY") or ""
+    if secret == DEVELOPMENT_SECRET_KEY or len(secret) < 32:
+        raise RuntimeError("MEANDER_ENV=production needs SECRET_KEY set to at least 32 random characters.")
+
+
+def redis_url_for_limits(redis_url: str) -> str:
+    """The `limits` library names unix sockets `redis+unix://`."""
+    if redis_url.startswith("unix://"):
+        return "redis+unix://" + redis_url[len("unix://"):]
+    return redis_url
+
+
+def engine_options(database_url: str) -> dict:
+    if database_url.startswith("sqlite"):
+        # Threads of one process share the file; WAL and busy_timeout are set on connect (see database.py).
+        return {"connect_args": {"timeout": 15}}
+    return {
+        "pool_pre_ping": True,  # a restarted PostgreSQL must not hand out dead pooled connections
+        "pool_recycle": 1800,
+        "connect_args": {"connect_timeout": 5},
+    }

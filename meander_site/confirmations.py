@@ -1,0 +1,246 @@
+"""Confirmation mail: enqueue after commit, send from the worker, sweep up whatever Redis lost.
+
+The bookings table is the source of truth. A job only nudges: it claims the booking with a
+compare-and-set lease, sends, and records confirmation_sent_at, so a duplicate job, a sweep racing
+a retry, or a worker killed mid-send never sends an accepted mail twice.
+"""
+
+import functools
+import logging
+import smtplib
+import ssl
+import uuid
+from datetime import timedelta
+
+import sqlalchemy as sa
+from flask import current_app, has_app_context, render_template
+from flask_mail import Connection, Message
+from redis import Redis
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+from redis.retry import Retry as RedisRetry
+from rq import Queue, Retry
+
+from .extensions import db, mail
+from .models import Booking, Lead, utcnow
+
+log = logging.getLogger(__name__)
+
+# A send lease longer than the SMTP timeout: a second job waits it out instead of sending again.
+SEND_LEASE = timedelta(seconds=90)
+# RQ retries (first within a minute); the database-driven sweep follows the same curve as a safety net.
+RETRY_INTERVALS = [15, 60, 300, 900, 3600]
+MAX_SWEEP_BACKOFF = timedelta(hours=1)
+SWEEP_BATCH_SIZE = 500
+
+
+def redis_connection(socket_timeout: float | None = None) -> Redis:
+    """A Redis client that fails fast: no retries, short timeouts, so a dead Redis cannot stall a request."""
+    config = current_app.config
+    return Redis.from_url(
+        config["REDIS_URL"],
+        socket_connect_timeout=config["REDIS_CONNECT_TIMEOUT_SECONDS"],
+        socket_timeout=socket_timeout or config["REDIS_SOCKET_TIMEOUT_SECONDS"],
+        retry=RedisRetry(NoBackoff(), 0),
+        health_check_interval=30,
+    )
+
+
+def confirmation_queue(connection: Redis | None = None) -> Queue:
+    extension = current_app.extensions.setdefault("meander_redis", {})
+    if connection is None:
+        connection = extension.get("connection")
+        if connection is None:
+            connection = extension["connection"] = redis_connection()
+    return Queue(current_app.config["RQ_QUEUE_NAME"], connection=connection)
+
+
+def job_id_for(booking_id: uuid.UUID, attempt_marker: str = "") -> str:
+    return f"confirmation-{booking_id}{attempt_marker}"
+
+
+def dispatch_confirmation(booking_id: uuid.UUID) -> bool:
+    """Enqueue the mail for a committed booking. Never raises: with Redis down the sweep sends it later."""
+    return _enqueue(booking_id, job_id_for(booking_id))
+
+
+def _enqueue(booking_id: uuid.UUID, job_id: str) -> bool:
+    try:
+        confirmation_queue().enqueue(
+            send_confirmation,
+            str(booking_id),
+            job_id=job_id,
+            retry=Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS),
+            result_ttl=300,
+            failure_ttl=7 * 24 * 3600,
+        )
+    except RedisError as error:
+        log.warning("confirmation not enqueued, a later sweep retries: booking=%s error=%s", booking_id, error)
+        return False
+    return True
+
+
+class SMTPConnection(Connection):
+    """Flask-Mail's connection with what it lacks: a timeout, and verified certificates for TLS."""
+
+    def configure_host(self):
+        settings = self.mail
+        timeout = current_app.config["MAIL_TIMEOUT_SECONDS"]
+        context = ssl.create_default_context()
+        if settings.use_ssl:
+            host = smtplib.SMTP_SSL(settings.server, settings.port, timeout=timeout, context=context)
+        else:
+            host = smtplib.SMTP(settings.server, settings.port, timeout=timeout)
+        if settings.use_tls:
+            host.starttls(context=context)
+        if settings.username and settings.password:
+            host.login(settings.username, settings.password)
+        return host
+
+
+def build_confirmation(lead: Lead, booking: Booking) -> Message:
+    confirm_url = f"{current_app.config['SITE_URL']}/confirm/{lead.masked_ref}"
+    context = {"lead": lead, "booking": booking, "confirm_url": confirm_url}
+    return Message(
+        subject="Vi har mottatt demoforespørselen din – Meander",
+        recipients=[booking.email],
+        body=render_template("mail/confirmation.txt", **context),
+        html=render_template("mail/confirmation.html", **context),
+    )
+
+
+def _claim(booking_id: uuid.UUID) -> bool:
+    now = utcnow()
+    claimed = db.session.execute(
+        sa.update(Booking)
+        .where(
+            Booking.id == booking_id,
+            Booking.confirmation_sent_at.is_(None),
+            sa.or_(Booking.confirmation_claimed_until.is_(None), Booking.confirmation_claimed_until < now),
+        )
+        .values(confirmation_claimed_until=now + SEND_LEASE, confirmation_attempts=Booking.confirmation_attempts + 1)
+    ).rowcount
+    db.session.commit()
+    return claimed == 1
+
+
+def _record_sent(booking: Booking) -> None:
+    now = utcnow()
+    booking.confirmation_sent_at = now
+    booking.confirmation_due_at = None
+    booking.confirmation_claimed_until = None
+    booking.confirmation_last_error = None
+    # The lead counts as confirmed once none of its bookings waits for a mail.
+    other_unsent = (
+        sa.select(Booking.id)
+        .where(Booking.lead_id == booking.lead_id, Booking.id != booking.id, Booking.confirmation_sent_at.is_(None))
+        .exists()
+    )
+    db.session.execute(
+        sa.update(Lead).where(Lead.id == booking.lead_id, ~other_unsent).values(confirmation_sent_at=now)
+    )
+    db.session.commit()
+
+
+def _record_failure(booking: Booking, error: Exception) -> None:
+    backoff_index = min(booking.confirmation_attempts, len(RETRY_INTERVALS)) - 1
+    backoff = min(timedelta(seconds=RETRY_INTERVALS[max(backoff_index, 0)]), MAX_SWEEP_BACKOFF)
+    booking.confirmation_claimed_until = None
+    # Leave room for RQ's own retry to come first; the sweep only catches what RQ dropped.
+    booking.confirmation_due_at = utcnow() + backoff + timedelta(seconds=30)
+    booking.confirmation_last_error = f"{type(error).__name__}: {error}"[:500]
+    db.session.commit()
+
+
+def send_confirmation(booking_id: str) -> str:
+    """The RQ job. Safe to run twice: it sends only while it holds the booking's lease."""
+    app = current_app._get_current_object() if has_app_context() else _job_app()
+    with app.app_context():
+        return _send_confirmation(uuid.UUID(booking_id))
+
+
+@functools.cache
+def _job_app():
+    # Jobs open their own app context when the worker did not push one.
+    from . import create_app
+
+    return create_app()
+
+
+def _send_confirmation(booking_id: uuid.UUID) -> str:
+    try:
+        if not _claim(booking_id):
+            return "skipped"
+        booking = db.session.get(Booking, booking_id)
+        if booking is None:  # erased between enqueue and run
+            return "gone"
+        lead = booking.lead
+        message = build_confirmation(lead, booking)
+        try:
+            with SMTPConnection(mail.state) as connection:
+                connection.send(message)
+        except (OSError, smtplib.SMTPException) as error:
+            log.error(
+                "confirmation failed: lead=%s booking=%s attempt=%s error=%s: %s",
+                lead.id,
+                booking.id,
+                booking.confirmation_attempts,
+                type(error).__name__,
+                error,
+            )
+            _record_failure(booking, error)
+            raise
+        _record_sent(booking)
+        log.info("confirmation sent: lead=%s booking=%s", lead.id, booking.id)
+        return "sent"
+    finally:
+        db.session.remove()
+
+
+def sweep_due_confirmations(limit: int = SWEEP_BATCH_SIZE) -> int:
+    """Re-enqueue unsent confirmations whose time has come. Concurrent sweeps enqueue each one once:
+    each row is taken by a compare-and-set on confirmation_due_at."""
+    now = utcnow()
+    due_ids = db.session.execute(
+        sa.select(Booking.id)
+        .where(Booking.confirmation_sent_at.is_(None), Booking.confirmation_due_at <= now)
+        .order_by(Booking.confirmation_due_at)
+        .limit(limit)
+    ).scalars().all()
+    db.session.rollback()
+    enqueued = 0
+    for booking_id in due_ids:
+        enqueued += _take_and_enqueue(booking_id, due_before=now)
+    return enqueued
+
+
+def retry_pending() -> int:
+    """Re-enqueue every unsent confirmation now (the CLI's `mail retry-pending`)."""
+    far_future = utcnow() + timedelta(days=36500)
+    pending_ids = db.session.execute(
+        sa.select(Booking.id).where(Booking.confirmation_sent_at.is_(None))
+    ).scalars().all()
+    db.session.rollback()
+    return sum(_take_and_enqueue(booking_id, due_before=far_future) for booking_id in pending_ids)
+
+
+def _take_and_enqueue(booking_id: uuid.UUID, due_before) -> int:
+    taken = db.session.execute(
+        sa.update(Booking)
+        .where(
+            Booking.id == booking_id,
+            Booking.confirmation_sent_at.is_(None),
+            Booking.confirmation_due_at <= due_before,
+        )
+        .values(confirmation_due_at=utcnow() + SEND_LEASE + timedelta(seconds=RETRY_INTERVALS[1]))
+    ).rowcount
+    db.session.commit()
+    if taken != 1:
+        return 0
+    # A fresh job id: the original job may still sit in RQ's failed registry.
+    if not _enqueue(booking_id, job_id_for(booking_id, f"-sweep-{uuid.uuid4().hex[:8]}")):
+        # Give it back so the next sweep tries again once Redis answers.
+        db.session.execute(sa.update(Booking).where(Booking.id == booking_id).values(confirmation_due_at=utcnow()))
+        db.session.commit()
+        return 0
+    return 1

@@ -1,0 +1,307 @@
+"""Lead rules: validation, the email upsert, and the status pipeline. Knows nothing of HTTP."""
+
+import unicodedata
+import uuid
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy.dialects import postgresql, sqlite
+
+from .extensions import db
+from .models import (
+    CONTACT_FIELDS,
+    Booking,
+    Lead,
+    LeadSource,
+    LeadStatus,
+    OrganizationSize,
+    new_masked_ref,
+    utcnow,
+)
+
+DEFAULT_PHONE_REGION = "NO"
+
+# The web request enqueues the confirmation at once; the sweep only steps in if that did not happen.
+CONFIRMATION_SWEEP_GRACE = timedelta(seconds=60)
+
+FIELD_LABELS = {
+    "first_name": "Fornavn",
+    "last_name": "Etternavn",
+    "email": "E-post",
+    "phone": "Telefon",
+    "organization_name": "Organisasjon",
+    "role_title": "Rolle",
+    "organization_size": "Antall likepersoner og ansatte",
+    "current_solution": "Hva bruker dere i dag?",
+    "preferred_demo_timing": "Når passer en demo?",
+    "notes": "Noe mer vi bør vite?",
+}
+REQUIRED_FIELDS = ("first_name", "last_name", "email", "organization_name", "role_title")
+MAX_LENGTHS = {
+    "first_name": 100,
+    "last_name": 100,
+    "email": 254,
+    "phone": 32,
+    "organization_name": 200,
+    "role_title": 100,
+    "current_solution": 500,
+    "preferred_demo_timing": 500,
+    "notes": 2000,
+}
+MULTILINE_FIELDS = {"notes", "current_solution", "preferred_demo_timing"}
+ALLOWED_MULTILINE_CONTROLS = {"\n", "\r", "\t"}
+
+REQUIRED_MESSAGES = {
+    "first_name": "Skriv inn fornavnet ditt.",
+    "last_name": "Skriv inn etternavnet ditt.",
+    "email": "Skriv inn e-postadressen din, så vi kan bekrefte demoen.",
+    "organization_name": "Skriv inn navnet på organisasjonen din.",
+    "role_title": "Skriv inn rollen din, for eksempel «Koordinator».",
+}
+
+
+class LeadValidationError(ValueError):
+    """Carries one Norwegian message per bad field, ready to show beside that field."""
+
+    def __init__(self, errors: dict[str, str]):
+        super().__init__("; ".join(f"{field}: {message}" for field, message in errors.items()))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class ContactDetails:
+    first_name: str
+    last_name: str
+    email: str
+    organization_name: str
+    role_title: str
+    phone: str | None = None
+    organization_size: str | None = None
+    current_solution: str | None = None
+    preferred_demo_timing: str | None = None
+    notes: str | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class BookingResult:
+    lead_id: uuid.UUID
+    booking_id: uuid.UUID
+    masked_ref: str
+    booking_count: int
+
+    @property
+    def is_rebooking(self) -> bool:
+        return self.booking_count > 1
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def normalize_phone(raw: str) -> str:
+    """E.164, Norwegian numbers by default: '912 34 567' -> '+4791234567'. Raises ValueError."""
+    try:
+        number = phonenumbers.parse(raw, DEFAULT_PHONE_REGION)
+    except phonenumbers.NumberParseException as error:
+        raise ValueError(str(error)) from error
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError("not a valid phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _forbidden_character_message(field: str, value: str) -> str | None:
+    allowed = ALLOWED_MULTILINE_CONTROLS if field in MULTILINE_FIELDS else set()
+    for character in value:
+        if character in allowed:
+            continue
+        if character in "\r\n":
+            return "Feltet kan bare ha én linje. Fjern linjeskiftet."
+        if unicodedata.category(character) in ("Cc", "Cs"):
+            return "Feltet inneholder et usynlig kontrolltegn. Skriv teksten inn på nytt."
+    return None
+
+
+def validate_contact_details(raw: Mapping[str, object]) -> ContactDetails:
+    """The seed's validation rules, in one place for the public form, staff edits and the CLI."""
+    values: dict[str, str | None] = {}
+    errors: dict[str, str] = {}
+
+    for field in CONTACT_FIELDS:
+        value = raw.get(field)
+        text = value.strip() if isinstance(value, str) else ""
+        values[field] = text or None
+
+        if not text:
+            if field in REQUIRED_FIELDS:
+                errors[field] = REQUIRED_MESSAGES[field]
+            continue
+        problem = _forbidden_character_message(field, text)
+        if problem:
+            errors[field] = problem
+            continue
+        limit = MAX_LENGTHS.get(field)
+        if limit and len(text) > limit:
+            errors[field] = f"{FIELD_LABELS[field]} kan være høyst {limit} tegn. Du har skrevet {len(text)}."
+
+    email = values["email"]
+    if email and "email" not in errors:
+        try:
+            validate_email(email, check_deliverability=False)
+        except EmailNotValidError:
+            errors["email"] = "Skriv inn en gyldig e-postadresse, for eksempel navn@organisasjon.no."
+        else:
+            values["email"] = normalize_email(email)
+
+    phone = values["phone"]
+    if phone and "phone" not in errors:
+        try:
+            values["phone"] = normalize_phone(phone)
+        except ValueError:
+            errors["phone"] = (
+                "Skriv inn et gyldig telefonnummer, for eksempel 912 34 567 eller +46 70 123 45 67, "
+                "eller la feltet stå tomt."
+            )
+
+    size = values["organization_size"]
+    if size and size not in OrganizationSize.values():
+        errors["organization_size"] = "Velg en av størrelsene i listen, eller la feltet stå tomt."
+
+    if errors:
+        raise LeadValidationError(errors)
+    return ContactDetails(**values)
+
+
+def _upsert_statement(details: ContactDetails, ip_address: str | None, source: LeadSource):
+    """INSERT … ON CONFLICT (email) DO UPDATE: one atomic statement, so concurrent bookings never race."""
+    dialect = db.session.get_bind().dialect.name
+    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
+    now = utcnow()
+    contact = details.as_dict()
+    statement = insert(Lead).values(
+        id=uuid.uuid4(),
+        masked_ref=new_masked_ref(),
+        status=LeadStatus.NEW.value,
+        source=source.value,
+        booking_count=1,
+        ip_address=ip_address,
+        created_at=now,
+        updated_at=now,
+        **contact,
+    )
+    leads = Lead.__table__.c
+    on_rebooking = {field: statement.excluded[field] for field in contact}
+    on_rebooking.update(
+        ip_address=statement.excluded.ip_address,
+        updated_at=statement.excluded.updated_at,
+        booking_count=leads.booking_count + 1,
+        # The new booking's confirmation has not gone out yet.
+        confirmation_sent_at=None,
+    )
+    return statement.on_conflict_do_update(index_elements=[leads.email], set_=on_rebooking).returning(
+        leads.id, leads.masked_ref, leads.booking_count
+    )
+
+
+def book_demo(
+    details: ContactDetails, ip_address: str | None, source: LeadSource = LeadSource.WEBSITE
+) -> BookingResult:
+    """Create the lead, or update the one with this email and count the booking; keep the submission.
+
+    Commits. Status, masked_ref and created_at of an existing lead are never touched here.
+    """
+    try:
+        lead_id, masked_ref, booking_count = db.session.execute(
+            _upsert_statement(details, ip_address, source)
+        ).one()
+        booking = Booking(
+            id=uuid.uuid4(),
+            lead_id=lead_id,
+            ip_address=ip_address,
+            created_at=utcnow(),
+            confirmation_due_at=utcnow() + CONFIRMATION_SWEEP_GRACE,
+            confirmation_attempts=0,
+            **details.as_dict(),
+        )
+        db.session.add(booking)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    return BookingResult(lead_id=lead_id, booking_id=booking.id, masked_ref=masked_ref, booking_count=booking_count)
+
+
+def find_by_masked_ref(masked_ref: str) -> Lead | None:
+    if not masked_ref or len(masked_ref) > 64:
+        return None
+    return db.session.execute(db.select(Lead).where(Lead.masked_ref == masked_ref)).scalar_one_or_none()
+
+
+# --- status pipeline --------------------------------------------------------------------------------
+
+PIPELINE_ORDER = (
+    LeadStatus.NEW,
+    LeadStatus.CONTACTED,
+    LeadStatus.QUALIFIED,
+    LeadStatus.DEMO_SCHEDULED,
+    LeadStatus.CONVERTED,
+)
+FINAL_STATUSES = frozenset({LeadStatus.CONVERTED, LeadStatus.LOST})
+
+
+class StatusTransitionError(ValueError):
+    """A move the pipeline does not allow; the message is Norwegian and meant for the salesperson."""
+
+    def __init__(self, from_status: str, to_status: str, message: str):
+        super().__init__(message)
+        self.from_status = from_status
+        self.to_status = to_status
+        self.message = message
+
+
+class UnknownStatusError(ValueError):
+    def __init__(self, status: object):
+        super().__init__(f"Ukjent status: {status!r}. Gyldige verdier: {', '.join(LeadStatus.values())}.")
+        self.status = status
+
+
+def parse_status(value: object) -> LeadStatus:
+    try:
+        return LeadStatus(value)
+    except ValueError:
+        raise UnknownStatusError(value) from None
+
+
+def can_move(from_status: str, to_status: str) -> bool:
+    """Forward only: skipping ahead is fine, lost is reachable from any open status, finals stay final."""
+    origin, target = parse_status(from_status), parse_status(to_status)
+    if origin in FINAL_STATUSES or origin == target:
+        return False
+    if target == LeadStatus.LOST:
+        return True
+    return PIPELINE_ORDER.index(target) > PIPELINE_ORDER.index(origin)
+
+
+def allowed_moves(from_status: str) -> list[LeadStatus]:
+    return [status for status in LeadStatus if can_move(from_status, status)]
+
+
+def check_transition(from_status: str, to_status: str) -> None:
+    """Raise StatusTransitionError with a reason a salesperson understands, or return for an allowed move."""
+    origin, target = parse_status(from_status), parse_status(to_status)
+    if can_move(origin, target):
+        return
+    if origin == target:
+        message = f"Leaden står allerede i «{origin.label}»."
+    elif origin in FINAL_STATUSES:
+        message = f"«{origin.label}» er en sluttstatus. En lead kan ikke flyttes derfra."
+    else:
+        message = (
+            f"En lead kan bare flyttes fremover i løpet. «{target.label}» ligger før «{origin.label}»."
+        )
+    raise StatusTransitionError(origin.value, target.value, message)

@@ -1,0 +1,230 @@
+"""Tables and their invariants. Workflows (booking, moving, mailing) live in the domain modules."""
+
+import enum
+import secrets
+import uuid
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
+
+from .extensions import db
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_masked_ref() -> str:
+    # 16 random bytes = 128 bits, 22 URL-safe characters: unguessable, fine in a URL.
+    return secrets.token_urlsafe(16)
+
+
+class UTCDateTime(sa.TypeDecorator):
+    """Timezone-aware UTC on every database (SQLite stores no offset, so we put it back on the way out)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; use meander_site.models.utcnow()")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class LabelledEnum(str, enum.Enum):
+    """A string enum whose members carry the Norwegian label shown to people."""
+
+    def __new__(cls, value: str, label: str):
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.label = label
+        return member
+
+    @classmethod
+    def values(cls) -> list[str]:
+        return [member.value for member in cls]
+
+    @classmethod
+    def choices(cls) -> list[tuple[str, str]]:
+        return [(member.value, member.label) for member in cls]
+
+
+class LeadStatus(LabelledEnum):
+    NEW = "new", "Ny"
+    CONTACTED = "contacted", "Kontaktet"
+    QUALIFIED = "qualified", "Kvalifisert"
+    DEMO_SCHEDULED = "demo_scheduled", "Demo avtalt"
+    CONVERTED = "converted", "Kunde"
+    LOST = "lost", "Tapt"
+
+
+class LeadSource(LabelledEnum):
+    WEBSITE = "website", "Nettsiden"
+    REFERRAL = "referral", "Anbefaling"
+    EVENT = "event", "Arrangement"
+    PHONE = "phone", "Telefon"
+    EMAIL = "email", "E-post"
+    OTHER = "other", "Annet"
+
+
+class OrganizationSize(LabelledEnum):
+    UP_TO_10 = "1-10", "1–10 personer"
+    UP_TO_50 = "11-50", "11–50 personer"
+    UP_TO_200 = "51-200", "51–200 personer"
+    UP_TO_1000 = "201-1000", "201–1000 personer"
+    OVER_1000 = "1000+", "Over 1000 personer"
+
+
+def enum_check(column: str, enum_cls: type[LabelledEnum], nullable: bool = False) -> sa.CheckConstraint:
+    allowed = ", ".join(f"'{value}'" for value in enum_cls.values())
+    condition = f"{column} IN ({allowed})"
+    if nullable:
+        condition = f"{column} IS NULL OR {condition}"
+    return sa.CheckConstraint(condition, name=f"{column}_allowed")
+
+
+# The prospect's contact fields: what the public form sets, what a rebooking overwrites.
+CONTACT_FIELDS = (
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "organization_name",
+    "role_title",
+    "organization_size",
+    "current_solution",
+    "preferred_demo_timing",
+    "notes",
+)
+
+
+class Lead(db.Model):
+    __tablename__ = "leads"
+    __table_args__ = (
+        sa.Index("idx_lead_email", "email", unique=True),
+        sa.Index("idx_lead_masked_ref", "masked_ref", unique=True),
+        sa.Index("idx_lead_status", "status"),
+        sa.Index("idx_lead_created_at", "created_at"),
+        sa.Index("idx_lead_organization_name", "organization_name"),
+        enum_check("status", LeadStatus),
+        enum_check("source", LeadSource),
+        enum_check("organization_size", OrganizationSize, nullable=True),
+        sa.CheckConstraint("booking_count >= 1", name="booking_count_positive"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    first_name: Mapped[str] = mapped_column(sa.String(100))
+    last_name: Mapped[str] = mapped_column(sa.String(100))
+    email: Mapped[str] = mapped_column(sa.String(254))
+    phone: Mapped[str | None] = mapped_column(sa.String(32))
+    organization_name: Mapped[str] = mapped_column(sa.String(200))
+    role_title: Mapped[str] = mapped_column(sa.String(100))
+    organization_size: Mapped[str | None] = mapped_column(sa.String(16))
+    current_solution: Mapped[str | None] = mapped_column(sa.String(500))
+    preferred_demo_timing: Mapped[str | None] = mapped_column(sa.String(500))
+    notes: Mapped[str | None] = mapped_column(sa.Text)
+    status: Mapped[str] = mapped_column(sa.String(20), default=LeadStatus.NEW.value)
+    source: Mapped[str] = mapped_column(sa.String(20), default=LeadSource.WEBSITE.value)
+    masked_ref: Mapped[str] = mapped_column(sa.String(32), default=new_masked_ref)
+    ip_address: Mapped[str | None] = mapped_column(sa.String(45))
+    confirmation_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    booking_count: Mapped[int] = mapped_column(sa.Integer, default=1)
+
+    bookings: Mapped[list["Booking"]] = relationship(
+        back_populates="lead", order_by="Booking.created_at", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    @validates("masked_ref")
+    def _masked_ref_is_set_once(self, key, value):
+        current = self.__dict__.get("masked_ref")
+        if current is not None and value != current:
+            raise MaskedRefImmutableError(self.id)
+        return value
+
+    @property
+    def status_label(self) -> str:
+        return LeadStatus(self.status).label
+
+    @property
+    def organization_size_label(self) -> str | None:
+        return OrganizationSize(self.organization_size).label if self.organization_size else None
+
+    @property
+    def source_label(self) -> str:
+        return LeadSource(self.source).label
+
+
+class MaskedRefImmutableError(ValueError):
+    def __init__(self, lead_id):
+        super().__init__(f"masked_ref of lead {lead_id} is set once and never changes")
+
+
+@event.listens_for(sa.orm.Session, "do_orm_execute")
+def _refuse_bulk_masked_ref_updates(orm_execute_state):
+    """Bulk UPDATE statements bypass @validates; refuse any that write masked_ref."""
+    if not orm_execute_state.is_update:
+        return
+    statement = orm_execute_state.statement
+    table = getattr(statement, "table", None)
+    if table is not None and table.name == Lead.__tablename__:
+        written = {getattr(key, "key", key) for key in (statement._values or {})}
+        if "masked_ref" in written:
+            raise MaskedRefImmutableError("(bulk update)")
+
+
+class Booking(db.Model):
+    """One submission of the demo form, kept as typed; also the unit a confirmation mail belongs to."""
+
+    __tablename__ = "bookings"
+    __table_args__ = (
+        sa.Index("idx_booking_lead_id_created_at", "lead_id", "created_at"),
+        sa.Index("idx_booking_confirmation_pending", "confirmation_due_at"),
+        enum_check("organization_size", OrganizationSize, nullable=True),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    lead_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("leads.id", ondelete="CASCADE"))
+    first_name: Mapped[str] = mapped_column(sa.String(100))
+    last_name: Mapped[str] = mapped_column(sa.String(100))
+    email: Mapped[str] = mapped_column(sa.String(254))
+    phone: Mapped[str | None] = mapped_column(sa.String(32))
+    organization_name: Mapped[str] = mapped_column(sa.String(200))
+    role_title: Mapped[str] = mapped_column(sa.String(100))
+    organization_size: Mapped[str | None] = mapped_column(sa.String(16))
+    current_solution: Mapped[str | None] = mapped_column(sa.String(500))
+    preferred_demo_timing: Mapped[str | None] = mapped_column(sa.String(500))
+    notes: Mapped[str | None] = mapped_column(sa.Text)
+    ip_address: Mapped[str | None] = mapped_column(sa.String(45))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    # Confirmation mail state. The database is the source of truth; Redis only carries the nudge.
+    confirmation_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When a sweep should (re-)enqueue this mail if nobody is handling it; NULL once sent.
+    confirmation_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A worker holds the send until then, so two jobs for one booking never both send.
+    confirmation_claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    confirmation_attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
+    confirmation_last_error: Mapped[str | None] = mapped_column(sa.String(500))
+
+    lead: Mapped[Lead] = relationship(back_populates="bookings")
+
+    @property
+    def confirmation_state(self) -> str:
+        if self.confirmation_sent_at is not None:
+            return "sent"
+        if self.confirmation_attempts > 0:
+            return "failing"
+        return "pending"

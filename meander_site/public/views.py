@@ -1,0 +1,58 @@
+from flask import abort, current_app, render_template, request, url_for
+
+from .. import confirmations, leads
+from ..client_ip import client_ip
+from ..extensions import limiter
+from ..htmx import is_htmx_request, redirect_after_post
+from . import bp
+from .forms import HONEYPOT_FIELD, DemoBookingForm
+
+
+def render_booking_form(form: DemoBookingForm, errors: dict | None = None, notice: str | None = None, status=200):
+    """The whole page for a normal request, only the form fragment for htmx; one template serves both."""
+    template = "public/_booking_form.html" if is_htmx_request() else "public/demo.html"
+    return render_template(template, form=form, errors=errors or {}, notice=notice), status
+
+
+def booking_rate_limit() -> str:
+    return current_app.config["BOOKING_RATE_LIMIT"]
+
+
+@bp.get("/")
+@bp.get("/demo")
+def demo_form():
+    return render_booking_form(DemoBookingForm())
+
+
+@bp.post("/demo")
+@limiter.limit(booking_rate_limit, methods=["POST"])
+def book_demo():
+    form = DemoBookingForm()
+    if form[HONEYPOT_FIELD].data:
+        # Looks accepted to the bot; nothing is stored and no mail goes out.
+        return redirect_after_post(url_for("public.booking_received"))
+    try:
+        details = leads.validate_contact_details(request.form)
+    except leads.LeadValidationError as error:
+        return render_booking_form(form, errors=error.errors, status=422)
+    booking = leads.book_demo(details, ip_address=client_ip())
+    confirmations.dispatch_confirmation(booking.booking_id)
+    return redirect_after_post(url_for("public.confirmation", masked_ref=booking.masked_ref))
+
+
+@bp.get("/demo/mottatt")
+def booking_received():
+    return render_template("public/received.html")
+
+
+@bp.get("/confirm/<masked_ref>")
+def confirmation(masked_ref: str):
+    lead = leads.find_by_masked_ref(masked_ref)
+    if lead is None:
+        abort(404)
+    response = current_app.make_response(render_template("public/confirmation.html", lead=lead))
+    # The link is the key to this page: keep it out of caches, search engines and Referer headers.
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Robots-Tag"] = "noindex, nofollow"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response

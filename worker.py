@@ -1,0 +1,92 @@
+"""The RQ worker: `python worker.py`.
+
+Runs jobs in this process (SimpleWorker: sending a mail costs less than a fork), with RQ's scheduler
+for retry intervals, and sweeps the database for confirmations that Redis lost. It outlives Redis
+restarts: when RQ's loop gives up on a dead connection we wait and start a fresh worker.
+"""
+
+import logging
+import signal
+import threading
+
+from redis.exceptions import RedisError
+from rq import SimpleWorker
+from rq.exceptions import StopRequested
+
+from meander_site import create_app
+from meander_site.confirmations import confirmation_queue, redis_connection, sweep_due_confirmations
+
+log = logging.getLogger("meander.worker")
+RECONNECT_DELAY_SECONDS = 2
+# RQ blocks on BLPOP for worker_ttl - 15 seconds and sets its socket timeout to outlast that.
+WORKER_TTL_SECONDS = 60
+
+
+class Stop:
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def request(self, *_args) -> None:
+        self.event.set()
+
+
+def sweep_forever(app, stop: Stop) -> None:
+    interval = app.config["CONFIRMATION_SWEEP_SECONDS"]
+    while not stop.event.wait(interval):
+        with app.app_context():
+            try:
+                count = sweep_due_confirmations()
+                if count:
+                    log.info("sweep re-enqueued %d confirmation(s)", count)
+            except Exception:
+                # A database or Redis outage must not end the sweep; the next round tries again.
+                log.exception("confirmation sweep failed")
+
+
+class ConfirmationWorker(SimpleWorker):
+    """RQ's worker, telling our loop when a signal asked it to stop (so we do not start a new one)."""
+
+    stop: Stop
+
+    def request_stop(self, signum, frame):
+        self.stop.request()
+        super().request_stop(signum, frame)
+
+
+def install_signal_handlers(stop: Stop) -> None:
+    # RQ installs its own while a worker runs; these cover the pauses between workers.
+    signal.signal(signal.SIGTERM, stop.request)
+    signal.signal(signal.SIGINT, stop.request)
+
+
+def run_worker(app, stop: Stop) -> None:
+    while not stop.event.is_set():
+        with app.app_context():
+            connection = redis_connection(socket_timeout=WORKER_TTL_SECONDS)
+            worker = ConfirmationWorker(
+                [confirmation_queue(connection)], connection=connection, worker_ttl=WORKER_TTL_SECONDS
+            )
+            worker.stop = stop
+            try:
+                worker.work(with_scheduler=True, logging_level="INFO")
+            except (RedisError, StopRequested) as error:
+                log.warning("worker loop ended (%s)", type(error).__name__)
+        install_signal_handlers(stop)
+        if not stop.event.is_set():
+            log.warning("redis unavailable; starting a new worker in %ss", RECONNECT_DELAY_SECONDS)
+            stop.event.wait(RECONNECT_DELAY_SECONDS)
+
+
+def main() -> None:
+    app = create_app()
+    stop = Stop()
+    install_signal_handlers(stop)
+    sweeper = threading.Thread(target=sweep_forever, args=(app, stop), name="confirmation-sweep", daemon=True)
+    sweeper.start()
+    log.info("worker started: queue=%s", app.config["RQ_QUEUE_NAME"])
+    run_worker(app, stop)
+    log.info("worker stopped")
+
+
+if __name__ == "__main__":
+    main()
