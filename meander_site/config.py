@@ -63,6 +63,9 @@ class Config:
         self.RQ_QUEUE_NAME = os.environ.get("RQ_QUEUE_NAME") or "confirmations"
         # How often the worker looks for confirmations that are due and unsent.
         self.CONFIRMATION_SWEEP_SECONDS = float(os.environ.get("CONFIRMATION_SWEEP_SECONDS") or 30)
+        # A booking's mail becomes the sweep's business this long after the booking, if still unsent.
+        self.CONFIRMATION_SWEEP_GRACE_SECONDS = float(os.environ.get("CONFIRMATION_SWEEP_GRACE_SECONDS") or 60)
+        self.CONFIRMATION_RETRY_INTERVALS = [15, 60, 300, 900, 3600]
 
         self.BOOKING_RATE_LIMIT = os.environ.get("BOOKING_RATE_LIMIT") or "5 per hour"
         self.RATELIMIT_STORAGE_URI = redis_url_for_limits(self.REDIS_URL)

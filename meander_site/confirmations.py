@@ -21,17 +21,20 @@ from redis.exceptions import RedisError
 from redis.retry import Retry as RedisRetry
 from rq import Queue, Retry
 
-from .extensions import db, mail
+from .extensions import db
 from .models import Booking, Lead, utcnow
 
 log = logging.getLogger(__name__)
 
 # A send lease longer than the SMTP timeout: a second job waits it out instead of sending again.
 SEND_LEASE = timedelta(seconds=90)
-# RQ retries (first within a minute); the database-driven sweep follows the same curve as a safety net.
-RETRY_INTERVALS = [15, 60, 300, 900, 3600]
 MAX_SWEEP_BACKOFF = timedelta(hours=1)
 SWEEP_BATCH_SIZE = 500
+
+
+def retry_intervals() -> list[int]:
+    """RQ's retry delays in seconds (the first within a minute); the sweep backs off along the same curve."""
+    return current_app.config["CONFIRMATION_RETRY_INTERVALS"]
 
 
 def redis_connection(socket_timeout: float | None = None) -> Redis:
@@ -70,7 +73,7 @@ def _enqueue(booking_id: uuid.UUID, job_id: str) -> bool:
             send_confirmation,
             str(booking_id),
             job_id=job_id,
-            retry=Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS),
+            retry=Retry(max=len(retry_intervals()), interval=retry_intervals()),
             result_ttl=300,
             failure_ttl=7 * 24 * 3600,
         )
@@ -143,8 +146,9 @@ def _record_sent(booking: Booking) -> None:
 
 
 def _record_failure(booking: Booking, error: Exception) -> None:
-    backoff_index = min(booking.confirmation_attempts, len(RETRY_INTERVALS)) - 1
-    backoff = min(timedelta(seconds=RETRY_INTERVALS[max(backoff_index, 0)]), MAX_SWEEP_BACKOFF)
+    intervals = retry_intervals()
+    backoff_index = min(booking.confirmation_attempts, len(intervals)) - 1
+    backoff = min(timedelta(seconds=intervals[max(backoff_index, 0)]), MAX_SWEEP_BACKOFF)
     booking.confirmation_claimed_until = None
     # Leave room for RQ's own retry to come first; the sweep only catches what RQ dropped.
     booking.confirmation_due_at = utcnow() + backoff + timedelta(seconds=30)
@@ -175,11 +179,11 @@ def _send_confirmation(booking_id: uuid.UUID) -> str:
         if booking is None:  # erased between enqueue and run
             return "gone"
         lead = booking.lead
-        message = build_confirmation(lead, booking)
         try:
-            with SMTPConnection(mail.state) as connection:
+            message = build_confirmation(lead, booking)
+            with SMTPConnection(current_app.extensions["mail"]) as connection:
                 connection.send(message)
-        except (OSError, smtplib.SMTPException) as error:
+        except Exception as error:
             log.error(
                 "confirmation failed: lead=%s booking=%s attempt=%s error=%s: %s",
                 lead.id,
@@ -232,7 +236,8 @@ def _take_and_enqueue(booking_id: uuid.UUID, due_before) -> int:
             Booking.confirmation_sent_at.is_(None),
             Booking.confirmation_due_at <= due_before,
         )
-        .values(confirmation_due_at=utcnow() + SEND_LEASE + timedelta(seconds=RETRY_INTERVALS[1]))
+        # Until the job has had its chance, no other sweep takes this booking; a lost job is taken again later.
+        .values(confirmation_due_at=utcnow() + SEND_LEASE + timedelta(seconds=retry_intervals()[0]))
     ).rowcount
     db.session.commit()
     if taken != 1:

