@@ -6,10 +6,9 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 
-from flask import current_app
-
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
+from flask import current_app
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .extensions import db

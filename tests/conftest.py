@@ -24,6 +24,7 @@ from meander_site.config import normalize_database_url
 from meander_site.confirmations import confirmation_queue, redis_connection
 from meander_site.embedded import EmbeddedRedis, MailSink
 from meander_site.extensions import db
+from meander_site.models import Booking, Lead
 
 REDIS_TEST_DB = int(os.environ.get("REDIS_TEST_DB", "15"))
 VALID_BOOKING = {
@@ -139,8 +140,8 @@ def make_app(migrated_database, redis_url, smtp_server):
 def app(make_app, smtp_server, redis_url):
     app = make_app()
     with app.app_context():
-        for table in ("bookings", "leads"):
-            db.session.execute(sa.text(f"DELETE FROM {table}"))
+        db.session.execute(sa.delete(Booking))
+        db.session.execute(sa.delete(Lead))
         db.session.commit()
         Redis.from_url(redis_url, socket_timeout=5).delete(confirmation_queue().key)
     smtp_server.clear()

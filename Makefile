@@ -1,0 +1,35 @@
+# Developer entry points. `make run` starts the whole site locally; `make test` runs the suite.
+PYTHON ?= python3
+VENV := .venv
+VENV_PYTHON := $(VENV)/bin/python
+# Touched after a successful install, so the install re-runs when the dependencies change.
+INSTALLED := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: install run test lint clean
+
+install: $(INSTALLED)
+
+$(VENV_PYTHON):
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+		echo "error: Python 3.11 or newer is required, but '$(PYTHON)' is $$($(PYTHON) --version 2>&1)." >&2; \
+		echo "       Run e.g. 'make PYTHON=python3.11 $(MAKECMDGOALS)'." >&2; \
+		exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+$(INSTALLED): $(VENV_PYTHON) pyproject.toml constraints.txt
+	$(VENV_PYTHON) -m pip install -c constraints.txt -e '.[test]'
+	touch $@
+
+run: $(INSTALLED)
+	exec $(VENV_PYTHON) -m meander_site.devrun
+
+test: $(INSTALLED)
+	$(VENV_PYTHON) -m pytest $(PYTEST_ARGS)
+
+lint: $(INSTALLED)
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .ruff_cache *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
