@@ -2,6 +2,7 @@
 
 from flask_wtf import FlaskForm
 from wtforms import SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 
 from ..leads import FIELD_LABELS, MAX_LENGTHS
 from ..models import OrganizationSize
@@ -23,7 +24,8 @@ class DemoBookingForm(FlaskForm):
     role_title = _text("role_title", autocomplete="organization-title", required=True)
     organization_size = SelectField(
         FIELD_LABELS["organization_size"],
-        choices=[("", "Velg (valgfritt)")] + OrganizationSize.choices(),
+        choices=[SelectChoice("", "Velg (valgfritt)")]
+        + [SelectChoice(value, label) for value, label in OrganizationSize.choices()],
         validate_choice=False,
     )
     current_solution = TextAreaField(
