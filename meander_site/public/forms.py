@@ -43,7 +43,7 @@ class DemoBookingForm(FlaskForm):
     REQUIRED = ("first_name", "last_name", "email", "organization_name", "role_title")
     HINTS = {
         "email": "Vi sender bekreftelsen hit.",
-        "phone": "Valgfritt. Norske numre uten landkode, andre med + foran.",
+        "phone": "Norske numre uten landkode, andre med + foran.",
         "preferred_demo_timing": "For eksempel «tirsdager etter kl. 12» eller «uke 3».",
     }
 
