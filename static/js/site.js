@@ -3,8 +3,8 @@
   "use strict";
 
   // After htmx swaps in a form with errors or a notice, move focus there so screen readers announce it.
-  document.addEventListener("htmx:afterSwap", function (event) {
-    var alert = event.detail.elt.querySelector && event.detail.elt.querySelector(".error-summary, .notice");
+  document.addEventListener("htmx:afterSwap", function () {
+    var alert = document.querySelector("form .error-summary, form .notice");
     if (alert) {
       alert.focus();
     }
