@@ -6,8 +6,9 @@ import sqlalchemy as sa
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from . import formatting
 from .config import INSTANCE_DIR, PROJECT_ROOT, Config, refuse_unsafe_production
-from .extensions import csrf, db, limiter, mail, migrate
+from .extensions import csrf, db, limiter, login_manager, mail, migrate
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -28,6 +29,7 @@ def create_app(config: dict | None = None) -> Flask:
     register_error_handlers(app)
     register_response_headers(app)
     register_commands(app)
+    formatting.register(app)
     return app
 
 
@@ -53,6 +55,8 @@ def register_extensions(app: Flask) -> None:
     # The limiter's before_request runs ahead of CSRF's, so rejected tokens count against the limit too.
     limiter.init_app(app)
     csrf.init_app(app)
+    login_manager.init_app(app)
+    login_manager.session_protection = None  # the server-side session token is the protection
 
 
 def tune_sqlite(engine: sa.Engine) -> None:
@@ -71,9 +75,13 @@ def tune_sqlite(engine: sa.Engine) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    from .auth import bp as auth_bp
+    from .pipeline import bp as pipeline_bp
     from .public import bp as public_bp
 
     app.register_blueprint(public_bp)
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(pipeline_bp)
     if app.config["MAIL_SINK_DIR"] and app.config["ENV_NAME"] != "production":
         from .devmail import bp as devmail_bp
 
@@ -95,6 +103,8 @@ def register_response_headers(app: Flask) -> None:
 
 
 def register_commands(app: Flask) -> None:
-    from .commands import mail_cli
+    from .commands import demo_data_command, mail_cli, users_cli
 
     app.cli.add_command(mail_cli)
+    app.cli.add_command(users_cli)
+    app.cli.add_command(demo_data_command)

@@ -1,9 +1,9 @@
 """Operator commands: `flask --app app mail …`."""
 
 import click
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
-from . import confirmations
+from . import accounts, confirmations, demo_data
 
 mail_cli = AppGroup("mail", help="Confirmation mail.")
 
@@ -20,3 +20,55 @@ def sweep_command():
     """Enqueue confirmations that are due and unsent (the worker does this every half minute)."""
     count = confirmations.sweep_due_confirmations()
     click.echo(f"Enqueued {count} due confirmation(s).")
+
+
+users_cli = AppGroup("users", help="Sales team accounts.")
+
+
+def read_new_password() -> str:
+    """Ask twice at a terminal; take one line when the password is piped in (scripts, provisioning)."""
+    stdin = click.get_text_stream("stdin")
+    if not stdin.isatty():
+        return stdin.readline().rstrip("\r\n")
+    return click.prompt("Password", hide_input=True, confirmation_prompt="Repeat password")
+
+
+@users_cli.command("create")
+@click.argument("email")
+@click.option("--name", default="", help="Name shown on the board and in the status history.")
+def create_user_command(email: str, name: str):
+    """Create a sales team account; asks for the password."""
+    try:
+        user = accounts.create_user(email, name, read_new_password())
+    except accounts.AccountError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"Created {user.email} ({user.name}).")
+
+
+@users_cli.command("list")
+def list_users_command():
+    """List accounts."""
+    for user in accounts.all_users():
+        state = "active" if user.is_active else "deactivated"
+        last = user.last_login_at.strftime("%Y-%m-%d %H:%M") if user.last_login_at else "never"
+        click.echo(f"{user.email}\t{user.name}\t{state}\tlast login: {last}")
+
+
+@users_cli.command("deactivate")
+@click.argument("email")
+def deactivate_user_command(email: str):
+    """Deactivate an account and end its sessions."""
+    try:
+        user = accounts.deactivate(email)
+    except accounts.AccountError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"Deactivated {user.email}; their sessions are ended.")
+
+
+@click.command("demo-data")
+@click.option("--leads", "lead_count", type=click.IntRange(1, 1_000_000), default=100, show_default=True)
+@with_appcontext
+def demo_data_command(lead_count: int):
+    """Create realistic Norwegian demo leads spread over every status and the past year."""
+    created = demo_data.create_demo_leads(lead_count)
+    click.echo(f"Created {created} demo leads.")

@@ -67,6 +67,8 @@ class Config:
         self.CONFIRMATION_SWEEP_GRACE_SECONDS = float(os.environ.get("CONFIRMATION_SWEEP_GRACE_SECONDS") or 60)
         self.CONFIRMATION_RETRY_INTERVALS = [15, 60, 300, 900, 3600]
 
+        self.LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT") or "10 per 15 minutes"
+        self.STAFF_SESSION_HOURS = float(os.environ.get("STAFF_SESSION_HOURS") or 12)
         self.BOOKING_RATE_LIMIT = os.environ.get("BOOKING_RATE_LIMIT") or "5 per hour"
         self.RATELIMIT_STORAGE_URI = redis_url_for_limits(self.REDIS_URL)
         self.RATELIMIT_STORAGE_OPTIONS = {

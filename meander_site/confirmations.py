@@ -228,6 +228,17 @@ def retry_pending() -> int:
     return sum(_take_and_enqueue(booking_id, due_before=far_future) for booking_id in pending_ids)
 
 
+def send_now(booking_id: uuid.UUID) -> bool:
+    """Staff asked to (re)send an unsent confirmation: enqueue it now, whatever its backoff says."""
+    db.session.execute(
+        sa.update(Booking)
+        .where(Booking.id == booking_id, Booking.confirmation_sent_at.is_(None))
+        .values(confirmation_due_at=utcnow())
+    )
+    db.session.commit()
+    return _take_and_enqueue(booking_id, due_before=utcnow()) == 1
+
+
 def _take_and_enqueue(booking_id: uuid.UUID, due_before) -> int:
     taken = db.session.execute(
         sa.update(Booking)

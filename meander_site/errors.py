@@ -53,6 +53,16 @@ def register(app: Flask) -> None:
                 "prøv igjen om litt, eller send oss en e-post på demo@meander.no."
             )
             response = _booking_form_again(notice, 429)
+        elif request.endpoint == "auth.login":
+            from .auth.forms import LoginForm
+            from .auth.views import render_login
+
+            response = render_login(
+                LoginForm(),
+                error="For mange mislykkede innlogginger. Vent et kvarter og prøv igjen, "
+                "eller kontakt en administrator.",
+                status=429,
+            )
         else:
             response = render_template("errors/error.html", title="For mange forespørsler",
                                        message="Vent litt og prøv igjen."), 429

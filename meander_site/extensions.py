@@ -1,6 +1,7 @@
 """Unbound Flask extensions: bound to an app in create_app(); nothing connects at import time."""
 
 from flask_limiter import Limiter
+from flask_login import LoginManager
 from flask_mail import Mail
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -23,3 +24,4 @@ migrate = Migrate()
 csrf = CSRFProtect()
 mail = Mail()
 limiter = Limiter(key_func=client_ip)
+login_manager = LoginManager()

@@ -190,6 +190,7 @@ def _upsert_statement(details: ContactDetails, ip_address: str | None, source: L
         ip_address=ip_address,
         created_at=now,
         updated_at=now,
+        status_changed_at=now,
         **contact,
     )
     leads = Lead.__table__.c
@@ -207,12 +208,17 @@ def _upsert_statement(details: ContactDetails, ip_address: str | None, source: L
 
 
 def book_demo(
-    details: ContactDetails, ip_address: str | None, source: LeadSource = LeadSource.WEBSITE
+    details: ContactDetails,
+    ip_address: str | None,
+    source: LeadSource = LeadSource.WEBSITE,
+    with_confirmation: bool = True,
 ) -> BookingResult:
     """Create the lead, or update the one with this email and count the booking; keep the submission.
 
-    Commits. Status, masked_ref and created_at of an existing lead are never touched here.
+    Commits. Status, masked_ref and created_at of an existing lead are never touched here. Without a
+    confirmation (a lead staff typed in), the booking's mail is never due, so no sweep sends it.
     """
+    sweep_grace = timedelta(seconds=current_app.config["CONFIRMATION_SWEEP_GRACE_SECONDS"])
     try:
         lead_id, masked_ref, booking_count = db.session.execute(
             _upsert_statement(details, ip_address, source)
@@ -223,7 +229,7 @@ def book_demo(
             ip_address=ip_address,
             created_at=utcnow(),
             # The request enqueues the mail right away; the sweep steps in only if that did not happen.
-            confirmation_due_at=utcnow() + timedelta(seconds=current_app.config["CONFIRMATION_SWEEP_GRACE_SECONDS"]),
+            confirmation_due_at=utcnow() + sweep_grace if with_confirmation else None,
             confirmation_attempts=0,
             **details.as_dict(),
         )

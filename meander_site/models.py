@@ -115,6 +115,8 @@ class Lead(db.Model):
         sa.Index("idx_lead_email", "email", unique=True),
         sa.Index("idx_lead_masked_ref", "masked_ref", unique=True),
         sa.Index("idx_lead_status", "status"),
+        # The board reads each column newest first.
+        sa.Index("idx_lead_status_created_at", "status", "created_at"),
         sa.Index("idx_lead_created_at", "created_at"),
         sa.Index("idx_lead_organization_name", "organization_name"),
         enum_check("status", LeadStatus),
@@ -142,6 +144,7 @@ class Lead(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     booking_count: Mapped[int] = mapped_column(sa.Integer, default=1)
+    status_changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     bookings: Mapped[list["Booking"]] = relationship(
         back_populates="lead", order_by="Booking.created_at", cascade="all, delete-orphan", passive_deletes=True
@@ -228,3 +231,79 @@ class Booking(db.Model):
         if self.confirmation_attempts > 0:
             return "failing"
         return "pending"
+
+
+# --- staff and the pipeline ---------------------------------------------------------------------------
+
+
+class User(db.Model):
+    """A member of the sales team."""
+
+    __tablename__ = "users"
+    __table_args__ = (sa.Index("idx_user_email", "email", unique=True),)
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    email: Mapped[str] = mapped_column(sa.String(254))
+    name: Mapped[str] = mapped_column(sa.String(100))
+    password_hash: Mapped[str] = mapped_column(sa.String(255))
+    is_active: Mapped[bool] = mapped_column(sa.Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class StaffSession(db.Model):
+    """A signed-in browser. The cookie holds only this random token, so logging out ends it on the server."""
+
+    __tablename__ = "staff_sessions"
+    __table_args__ = (sa.Index("idx_staff_session_user_id", "user_id"),)
+
+    token: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship(lazy="joined")
+
+
+class LeadStatusChange(db.Model):
+    """One move on the board: from, to, who, when, and why."""
+
+    __tablename__ = "lead_status_changes"
+    __table_args__ = (
+        sa.Index("idx_status_change_lead_id_changed_at", "lead_id", "changed_at"),
+        enum_check("from_status", LeadStatus),
+        enum_check("to_status", LeadStatus),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    lead_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("leads.id", ondelete="CASCADE"))
+    from_status: Mapped[str] = mapped_column(sa.String(20))
+    to_status: Mapped[str] = mapped_column(sa.String(20))
+    changed_by_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    changed_by_name: Mapped[str | None] = mapped_column(sa.String(100))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    reason: Mapped[str | None] = mapped_column(sa.String(40))
+    note: Mapped[str | None] = mapped_column(sa.String(1000))
+
+
+class LeadStatusCount(db.Model):
+    """Leads per status, kept by database triggers, so the board's counts cost the same at any size."""
+
+    __tablename__ = "lead_status_counts"
+
+    status: Mapped[str] = mapped_column(sa.String(20), primary_key=True)
+    lead_count: Mapped[int] = mapped_column(sa.Integer, default=0)
+
+
+class AuditEvent(db.Model):
+    """What staff did that must stay on record, without personal data (an erased lead leaves only this)."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (sa.Index("idx_audit_event_at", "at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    action: Mapped[str] = mapped_column(sa.String(40))
+    subject_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)
+    actor_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    detail: Mapped[str | None] = mapped_column(sa.String(200))

@@ -1,0 +1,36 @@
+"""How times read to Norwegian salespeople."""
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from flask import Flask
+
+from .models import utcnow
+
+OSLO = ZoneInfo("Europe/Oslo")
+
+
+def local_datetime(value: datetime | None) -> str:
+    if value is None:
+        return ""
+    return value.astimezone(OSLO).strftime("%d.%m.%Y kl. %H:%M")
+
+
+def time_since(value: datetime, now: datetime | None = None) -> str:
+    """'3 dager', '5 timer', 'under en time': coarse on purpose, a card is glanced at."""
+    seconds = max(0, int(((now or utcnow()) - value).total_seconds()))
+    hours, days = seconds // 3600, seconds // 86400
+    if hours < 1:
+        return "under en time"
+    if days < 1:
+        return "1 time" if hours == 1 else f"{hours} timer"
+    if days < 14:
+        return "1 dag" if days == 1 else f"{days} dager"
+    if days < 60:
+        return f"{days // 7} uker"
+    return f"{days // 30} måneder"
+
+
+def register(app: Flask) -> None:
+    app.add_template_filter(local_datetime)
+    app.add_template_filter(time_since)

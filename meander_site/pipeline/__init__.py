@@ -1,0 +1,5 @@
+from flask import Blueprint
+
+bp = Blueprint("pipeline", __name__, url_prefix="/pipeline")
+
+from . import views  # noqa: E402,F401  (registers the routes)

@@ -1,0 +1,197 @@
+import uuid
+from datetime import datetime
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from .. import confirmations, leads, sales
+from ..csv_export import csv_response
+from ..extensions import login_manager
+from ..htmx import is_htmx_request, redirect_after_post
+from ..models import LeadSource, LeadStatus, OrganizationSize, utcnow
+from . import bp
+from .forms import LeadEditForm, NewLeadForm
+
+
+@bp.before_request
+def require_login():
+    if not current_user.is_authenticated:
+        return login_manager.unauthorized()
+    return None
+
+
+@bp.after_request
+def never_cache_lead_data(response):
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.errorhandler(sales.LeadNotFound)
+def lead_not_found(error):
+    abort(404)
+
+
+def current_filter() -> sales.BoardFilter:
+    return sales.BoardFilter.from_args(request.values)
+
+
+def message(text: str, status: int, kind: str = "info", **context):
+    """A move's answer: a fragment for the board's live region, or a small page without JavaScript."""
+    template = "pipeline/_move_result.html" if is_htmx_request() else "pipeline/move_result.html"
+    return render_template(template, message=text, kind=kind, **context), status
+
+
+# --- the board -------------------------------------------------------------------------------------
+
+
+@bp.get("")
+def board():
+    board_filter = current_filter()
+    context = {
+        "columns": sales.board(board_filter),
+        "board_filter": board_filter,
+        "since": utcnow().isoformat(),
+        "periods": sales.PERIODS,
+        "lost_reasons": sales.LOST_REASONS,
+        "source_choices": LeadSource.choices(),
+        "size_choices": OrganizationSize.choices(),
+    }
+    if is_htmx_request() and not request.headers.get("HX-History-Restore-Request"):
+        return render_template("pipeline/_board.html", **context)
+    return render_template("pipeline/board.html", **context)
+
+
+@bp.get("/columns/<status>")
+def more_cards(status: str):
+    try:
+        column_status = leads.parse_status(status)
+    except leads.UnknownStatusError:
+        abort(404)
+    board_filter = current_filter()
+    column = sales.more_cards(column_status, board_filter, request.args.get("cursor"))
+    return render_template("pipeline/_cards.html", column=column, board_filter=board_filter)
+
+
+@bp.get("/changes")
+def changes():
+    """The 30 s poll: cards booked, moved or edited since `since`, and fresh counts."""
+    board_filter = current_filter()
+    try:
+        since = datetime.fromisoformat(request.args.get("since", ""))
+    except ValueError:
+        since = utcnow()
+    now = utcnow()
+    return render_template(
+        "pipeline/_changes.html",
+        cards=sales.changed_cards(board_filter, since),
+        counts=sales.column_counts(board_filter),
+        board_filter=board_filter,
+        since=now.isoformat(),
+    )
+
+
+@bp.post("/leads/<uuid:lead_id>/status")
+def move(lead_id: uuid.UUID):
+    board_filter = current_filter()
+    sales.get_lead(lead_id)  # an unknown lead is a 404 whatever else the request says
+    try:
+        target = leads.parse_status(request.form.get("status"))
+        details = sales.validate_move_details(target, request.form)
+        lead = sales.move(lead_id, target, by=current_user.user, details=details)
+    except leads.UnknownStatusError:
+        return message("Ukjent status. Velg en av kolonnene på tavla.", 422, kind="error")
+    except leads.LeadValidationError as error:
+        return message(" ".join(error.errors.values()), 422, kind="error")
+    except leads.StatusTransitionError as error:
+        return message(error.message, 409, kind="error", lead_id=lead_id)
+    text = f"«{lead.organization_name}» er flyttet til «{lead.status_label}»."
+    if not is_htmx_request():
+        flash(text)
+        return redirect(url_for("pipeline.board", **board_filter.as_args()), code=303)
+    return message(
+        text,
+        200,
+        moved_card=sales.get_card(lead_id),
+        counts=sales.column_counts(board_filter),
+    )
+
+
+@bp.get("/leads.csv")
+def export_csv():
+    board_filter = current_filter()
+    return csv_response(sales.export_rows(board_filter), filename=f"leads-{utcnow():%Y-%m-%d}.csv")
+
+
+# --- one lead --------------------------------------------------------------------------------------
+
+
+def render_lead_page(lead_id: uuid.UUID, form: LeadEditForm | None = None, errors=None, status: int = 200):
+    lead = sales.get_lead(lead_id)
+    form = form or LeadEditForm(obj=lead, formdata=None)
+    return render_template(
+        "pipeline/lead.html",
+        lead=lead,
+        form=form,
+        errors=errors or {},
+        card=sales.get_card(lead_id),
+        bookings=sales.booking_history(lead_id),
+        status_changes=sales.status_history(lead_id),
+        latest_booking=sales.latest_booking(lead_id),
+        lost_reasons=sales.LOST_REASONS,
+        status_labels=dict(LeadStatus.choices()),
+        field_labels=leads.FIELD_LABELS,
+    ), status
+
+
+@bp.get("/leads/<uuid:lead_id>")
+def lead_page(lead_id: uuid.UUID):
+    return render_lead_page(lead_id)
+
+
+@bp.post("/leads/<uuid:lead_id>")
+def edit_lead(lead_id: uuid.UUID):
+    try:
+        sales.update_contact(lead_id, request.form)
+    except leads.LeadValidationError as error:
+        return render_lead_page(lead_id, form=LeadEditForm(), errors=error.errors, status=422)
+    flash("Endringene er lagret.")
+    return redirect_after_post(url_for("pipeline.lead_page", lead_id=lead_id))
+
+
+@bp.post("/leads/<uuid:lead_id>/resend")
+def resend_confirmation(lead_id: uuid.UUID):
+    booking = sales.latest_booking(sales.get_lead(lead_id).id)
+    if booking is None or booking.confirmation_sent_at is not None:
+        flash("Bekreftelsen er allerede sendt.")
+    elif confirmations.send_now(booking.id):
+        flash("Bekreftelsen sendes på nytt nå.")
+    else:
+        flash("Køen svarer ikke akkurat nå. Bekreftelsen sendes automatisk så snart den gjør det.")
+    return redirect_after_post(url_for("pipeline.lead_page", lead_id=lead_id))
+
+
+@bp.post("/leads/<uuid:lead_id>/delete")
+def erase_lead(lead_id: uuid.UUID):
+    sales.erase(lead_id, by=current_user.user)
+    flash("Leaden og all historikk om den er slettet.")
+    return redirect_after_post(url_for("pipeline.board"))
+
+
+@bp.get("/leads/new")
+def new_lead_form():
+    return render_template("pipeline/new_lead.html", form=NewLeadForm(formdata=None), errors={})
+
+
+@bp.post("/leads/new")
+def create_lead():
+    form = NewLeadForm()
+    try:
+        details = leads.validate_contact_details(request.form)
+        result = sales.create_by_staff(details, request.form.get("source", ""), form.send_confirmation.data)
+    except leads.LeadValidationError as error:
+        errors = dict(error.errors)
+        if not request.form.get("source"):
+            errors.setdefault("source", "Velg hvor leaden kom fra.")
+        return render_template("pipeline/new_lead.html", form=form, errors=errors), 422
+    flash("Leaden er lagret." if not result.is_rebooking else "E-posten fantes fra før: leaden er oppdatert.")
+    return redirect_after_post(url_for("pipeline.lead_page", lead_id=result.lead_id))

@@ -1,0 +1,419 @@
+"""The sales pipeline: what the board shows, and every change staff make to a lead. Knows nothing of HTTP.
+
+The board's cost is fixed by what it shows: counts come from lead_status_counts (kept by triggers)
+when nothing is filtered, cards from one index-backed UNION of per-column LIMIT queries, and mail
+state from one query over the shown lead ids.
+"""
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from . import confirmations, leads
+from .extensions import db
+from .leads import ContactDetails, LeadValidationError, StatusTransitionError
+from .models import (
+    CONTACT_FIELDS,
+    AuditEvent,
+    Booking,
+    Lead,
+    LeadSource,
+    LeadStatus,
+    LeadStatusChange,
+    LeadStatusCount,
+    OrganizationSize,
+    User,
+    utcnow,
+)
+
+CARDS_PER_COLUMN = 50
+MAX_SEARCH_LENGTH = 100
+
+PERIODS = {
+    "7d": ("Siste 7 dager", timedelta(days=7)),
+    "30d": ("Siste 30 dager", timedelta(days=30)),
+    "90d": ("Siste 90 dager", timedelta(days=90)),
+    "365d": ("Siste 12 måneder", timedelta(days=365)),
+}
+
+LOST_REASONS = {
+    "other_solution": "Valgte en annen løsning",
+    "price": "Pris eller budsjett",
+    "no_need": "Ikke behov nå",
+    "no_response": "Fikk ikke kontakt",
+    "not_a_fit": "Passer ikke for organisasjonen",
+    "other": "Annet",
+}
+MAX_NOTE_LENGTH = 1000
+
+
+class LeadNotFound(LookupError):
+    pass
+
+
+# --- what the board shows --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BoardFilter:
+    """Search and filters, read from the query string so a view can be bookmarked."""
+
+    q: str = ""
+    source: str = ""
+    organization_size: str = ""
+    period: str = ""
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, str]) -> "BoardFilter":
+        # Unknown values are ignored rather than refused: an old bookmark still opens the board.
+        source = args.get("source", "")
+        size = args.get("organization_size", "")
+        period = args.get("period", "")
+        return cls(
+            q=" ".join((args.get("q") or "").split())[:MAX_SEARCH_LENGTH],
+            source=source if source in LeadSource.values() else "",
+            organization_size=size if size in OrganizationSize.values() else "",
+            period=period if period in PERIODS else "",
+        )
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.q or self.source or self.organization_size or self.period)
+
+    def as_args(self) -> dict[str, str]:
+        return {key: value for key, value in vars(self).items() if value}
+
+    def conditions(self, now: datetime | None = None) -> list:
+        conditions = []
+        if self.q:
+            pattern = "%" + self.q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            full_name = sa.func.lower(Lead.first_name + " " + Lead.last_name)
+            conditions.append(
+                sa.or_(
+                    full_name.like(pattern, escape="\\"),
+                    Lead.email.like(pattern, escape="\\"),
+                    sa.func.lower(Lead.organization_name).like(pattern, escape="\\"),
+                )
+            )
+        if self.source:
+            conditions.append(Lead.source == self.source)
+        if self.organization_size:
+            conditions.append(Lead.organization_size == self.organization_size)
+        if self.period:
+            conditions.append(Lead.created_at >= (now or utcnow()) - PERIODS[self.period][1])
+        return conditions
+
+
+@dataclass
+class Card:
+    lead: Lead
+    mail_state: str  # "sent", "pending", "failing" or "none"
+    mail_error: str | None = None
+
+    @property
+    def allowed_moves(self) -> list[LeadStatus]:
+        return leads.allowed_moves(self.lead.status)
+
+
+@dataclass
+class Column:
+    status: LeadStatus
+    count: int
+    cards: list[Card] = field(default_factory=list)
+    has_more: bool = False
+
+    @property
+    def cursor(self) -> str | None:
+        if not self.cards:
+            return None
+        last = self.cards[-1].lead
+        return f"{last.created_at.isoformat()}|{last.id}"
+
+
+def column_counts(board_filter: BoardFilter) -> dict[str, int]:
+    if board_filter.is_empty:
+        rows = db.session.execute(sa.select(LeadStatusCount.status, LeadStatusCount.lead_count))
+    else:
+        rows = db.session.execute(
+            sa.select(Lead.status, sa.func.count()).where(*board_filter.conditions()).group_by(Lead.status)
+        )
+    counts = dict.fromkeys(LeadStatus.values(), 0)
+    counts.update({status: count for status, count in rows})
+    return counts
+
+
+def _column_page(status: str, board_filter: BoardFilter, before: tuple[datetime, uuid.UUID] | None, limit: int):
+    query = sa.select(Lead.id).where(Lead.status == status, *board_filter.conditions())
+    if before is not None:
+        created_at, lead_id = before
+        query = query.where(
+            sa.or_(Lead.created_at < created_at, sa.and_(Lead.created_at == created_at, Lead.id < lead_id))
+        )
+    return query.order_by(Lead.created_at.desc(), Lead.id.desc()).limit(limit)
+
+
+def _cards_for(lead_ids: list[uuid.UUID]) -> dict[uuid.UUID, Card]:
+    """Leads and their mail state in two queries, whatever their number."""
+    if not lead_ids:
+        return {}
+    lead_rows = db.session.execute(sa.select(Lead).where(Lead.id.in_(lead_ids))).scalars()
+    unsent = db.session.execute(
+        sa.select(
+            Booking.lead_id,
+            sa.func.max(Booking.confirmation_attempts),
+            sa.func.max(Booking.confirmation_last_error),
+            sa.func.count(Booking.confirmation_due_at),
+        )
+        .where(Booking.lead_id.in_(lead_ids), Booking.confirmation_sent_at.is_(None))
+        .group_by(Booking.lead_id)
+    )
+    mail = {lead_id: (attempts, error, due) for lead_id, attempts, error, due in unsent}
+    cards = {}
+    for lead in lead_rows:
+        attempts, error, due = mail.get(lead.id, (0, None, 0))
+        if lead.id not in mail:
+            state = "sent" if lead.confirmation_sent_at else "none"
+        elif attempts and error:
+            state = "failing"
+        elif due:
+            state = "pending"
+        else:
+            state = "sent" if lead.confirmation_sent_at else "none"
+        cards[lead.id] = Card(lead=lead, mail_state=state, mail_error=error if state == "failing" else None)
+    return cards
+
+
+def board(board_filter: BoardFilter, per_column: int = CARDS_PER_COLUMN) -> list[Column]:
+    """Every column with its count and newest cards: three queries, whatever the database holds."""
+    pages = [
+        _column_page(status, board_filter, None, per_column + 1).subquery().select()
+        for status in LeadStatus.values()
+    ]
+    shown_ids = [row[0] for row in db.session.execute(sa.union_all(*pages))]
+    cards = _cards_for(shown_ids)
+    counts = column_counts(board_filter)
+    columns = {status: Column(status=status, count=counts[status.value]) for status in LeadStatus}
+    for lead_id in shown_ids:
+        card = cards[lead_id]
+        column = columns[LeadStatus(card.lead.status)]
+        if len(column.cards) < per_column:
+            column.cards.append(card)
+        else:
+            column.has_more = True
+    for column in columns.values():
+        column.cards.sort(key=lambda card: (card.lead.created_at, card.lead.id), reverse=True)
+    return list(columns.values())
+
+
+def parse_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
+    try:
+        created_at, lead_id = (cursor or "").split("|")
+        return datetime.fromisoformat(created_at), uuid.UUID(lead_id)
+    except ValueError:
+        return None
+
+
+def more_cards(status: LeadStatus, board_filter: BoardFilter, cursor: str | None, per_page: int = CARDS_PER_COLUMN):
+    before = parse_cursor(cursor)
+    ids = list(db.session.execute(_column_page(status.value, board_filter, before, per_page + 1)).scalars())
+    cards = _cards_for(ids[:per_page])
+    column = Column(status=status, count=0, cards=[cards[lead_id] for lead_id in ids[:per_page]])
+    column.has_more = len(ids) > per_page
+    return column
+
+
+def changed_cards(board_filter: BoardFilter, since: datetime, limit: int = 200) -> list[Card]:
+    """Leads booked, rebooked, edited or moved since the board last looked (for the 30 s poll)."""
+    ids = list(
+        db.session.execute(
+            sa.select(Lead.id)
+            .where(Lead.updated_at > since, *board_filter.conditions())
+            .order_by(Lead.updated_at)
+            .limit(limit)
+        ).scalars()
+    )
+    cards = _cards_for(ids)
+    return [cards[lead_id] for lead_id in ids]
+
+
+def get_card(lead_id: uuid.UUID) -> Card:
+    cards = _cards_for([lead_id])
+    if lead_id not in cards:
+        raise LeadNotFound(lead_id)
+    return cards[lead_id]
+
+
+# --- changing leads -------------------------------------------------------------------------------
+
+
+def get_lead(lead_id: uuid.UUID) -> Lead:
+    lead = db.session.get(Lead, lead_id)
+    if lead is None:
+        raise LeadNotFound(lead_id)
+    return lead
+
+
+@dataclass(frozen=True)
+class MoveDetails:
+    reason: str | None = None
+    note: str | None = None
+
+
+def validate_move_details(to_status: LeadStatus, raw: Mapping[str, str]) -> MoveDetails:
+    reason = (raw.get("reason") or "").strip() or None
+    note = (raw.get("note") or "").strip() or None
+    errors = {}
+    if to_status == LeadStatus.LOST and reason not in LOST_REASONS:
+        errors["reason"] = "Velg hvorfor leaden er tapt."
+    if to_status != LeadStatus.LOST:
+        reason = None
+    if note and len(note) > MAX_NOTE_LENGTH:
+        errors["note"] = f"Notatet kan være høyst {MAX_NOTE_LENGTH} tegn. Du har skrevet {len(note)}."
+    if errors:
+        raise LeadValidationError(errors)
+    return MoveDetails(reason=reason, note=note)
+
+
+def move(lead_id: uuid.UUID, to_status: str, by: User, details: MoveDetails = MoveDetails()) -> Lead:
+    """Move a lead forward with a compare-and-set, so two people moving one card never move it backward."""
+    target = leads.parse_status(to_status)
+    lead = get_lead(lead_id)
+    current = lead.status
+    leads.check_transition(current, target)
+    now = utcnow()
+    moved = db.session.execute(
+        sa.update(Lead)
+        .where(Lead.id == lead_id, Lead.status == current)
+        .values(status=target.value, status_changed_at=now, updated_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if moved != 1:
+        db.session.rollback()
+        latest = get_lead(lead_id)
+        db.session.refresh(latest)
+        raise StatusTransitionError(
+            current,
+            target.value,
+            f"Noen andre flyttet nettopp leaden til «{latest.status_label}». Kortet står nå der.",
+        )
+    db.session.add(
+        LeadStatusChange(
+            lead_id=lead_id,
+            from_status=current,
+            to_status=target.value,
+            changed_by_id=by.id,
+            changed_by_name=by.name,
+            changed_at=now,
+            reason=details.reason,
+            note=details.note,
+        )
+    )
+    db.session.commit()
+    db.session.refresh(lead)
+    return lead
+
+
+def status_history(lead_id: uuid.UUID) -> list[LeadStatusChange]:
+    return list(
+        db.session.execute(
+            sa.select(LeadStatusChange)
+            .where(LeadStatusChange.lead_id == lead_id)
+            .order_by(LeadStatusChange.changed_at)
+        ).scalars()
+    )
+
+
+@dataclass
+class BookingWithChanges:
+    booking: Booking
+    changed: dict[str, tuple[str | None, str | None]]  # field -> (before, after)
+
+
+def booking_history(lead_id: uuid.UUID) -> list[BookingWithChanges]:
+    """Every submission, each with what it changed compared with the one before."""
+    bookings = list(
+        db.session.execute(
+            sa.select(Booking).where(Booking.lead_id == lead_id).order_by(Booking.created_at, Booking.id)
+        ).scalars()
+    )
+    history, previous = [], None
+    for booking in bookings:
+        changed = {}
+        if previous is not None:
+            for name in CONTACT_FIELDS:
+                before, after = getattr(previous, name), getattr(booking, name)
+                if before != after:
+                    changed[name] = (before, after)
+        history.append(BookingWithChanges(booking=booking, changed=changed))
+        previous = booking
+    return list(reversed(history))
+
+
+def update_contact(lead_id: uuid.UUID, raw: Mapping[str, object]) -> Lead:
+    """Staff edit the contact fields; the same rules as the public form. Nothing else is editable here."""
+    lead = get_lead(lead_id)
+    details = leads.validate_contact_details(raw)
+    taken = db.session.execute(
+        sa.select(Lead.id).where(Lead.email == details.email, Lead.id != lead_id)
+    ).first()
+    if taken:
+        raise LeadValidationError({"email": "En annen lead har allerede denne e-postadressen. Søk den opp i stedet."})
+    for name, value in details.as_dict().items():
+        setattr(lead, name, value)
+    db.session.commit()
+    return lead
+
+
+def create_by_staff(details: ContactDetails, source: str, send_confirmation: bool) -> leads.BookingResult:
+    """A lead from the phone, an event or a referral: the same upsert as the public form, no rate limit."""
+    try:
+        channel = LeadSource(source)
+    except ValueError:
+        raise LeadValidationError({"source": "Velg hvor leaden kom fra."}) from None
+    result = leads.book_demo(details, ip_address=None, source=channel, with_confirmation=send_confirmation)
+    if send_confirmation:
+        confirmations.dispatch_confirmation(result.booking_id)
+    return result
+
+
+def erase(lead_id: uuid.UUID, by: User) -> None:
+    """GDPR erasure: the lead, its bookings and status history go; an audit entry without personal data stays."""
+    get_lead(lead_id)
+    db.session.execute(sa.delete(LeadStatusChange).where(LeadStatusChange.lead_id == lead_id))
+    db.session.execute(sa.delete(Booking).where(Booking.lead_id == lead_id))
+    db.session.execute(sa.delete(Lead).where(Lead.id == lead_id))
+    db.session.add(AuditEvent(action="lead_erased", subject_id=lead_id, actor_id=by.id, at=utcnow()))
+    db.session.commit()
+
+
+def latest_booking(lead_id: uuid.UUID) -> Booking | None:
+    return db.session.execute(
+        sa.select(Booking).where(Booking.lead_id == lead_id).order_by(Booking.created_at.desc()).limit(1)
+    ).scalar_one_or_none()
+
+
+EXPORT_COLUMNS = (
+    "id",
+    *CONTACT_FIELDS,
+    "status",
+    "source",
+    "masked_ref",
+    "booking_count",
+    "ip_address",
+    "confirmation_sent_at",
+    "created_at",
+    "updated_at",
+    "status_changed_at",
+)
+
+
+def export_rows(board_filter: BoardFilter):
+    """The header, then every lead the filter matches, newest first, streamed in batches."""
+    yield EXPORT_COLUMNS
+    columns = [getattr(Lead, name) for name in EXPORT_COLUMNS]
+    query = sa.select(*columns).where(*board_filter.conditions()).order_by(Lead.created_at.desc())
+    for row in db.session.execute(query.execution_options(yield_per=1000)):
+        yield [value.isoformat() if isinstance(value, datetime) else value for value in row]
