@@ -125,6 +125,23 @@ def _forbidden_character_message(field: str, value: str) -> str | None:
     return None
 
 
+def _email_problem(email: str) -> str | None:
+    local_part = email.rpartition("@")[0]
+    if not local_part.isascii():
+        # Flask-Mail cannot address such a mailbox (no SMTPUTF8), and few Norwegian providers offer one:
+        # better to say so now than to accept a booking whose confirmation can never arrive.
+        return (
+            "E-postadressen kan ikke ha æ, ø, å eller andre spesialtegn foran @. "
+            "Bruk adressen du vanligvis får e-post på."
+        )
+    try:
+        # DNS is not asked: a prospect's typo should not wait on a lookup, and the mail tells us anyway.
+        validate_email(email, check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError:
+        return "Skriv inn en gyldig e-postadresse, for eksempel navn@organisasjon.no."
+    return None
+
+
 def validate_contact_details(raw: Mapping[str, object]) -> ContactDetails:
     """The seed's validation rules, in one place for the public form, staff edits and the CLI."""
     values: dict[str, str | None] = {}
@@ -149,10 +166,9 @@ def validate_contact_details(raw: Mapping[str, object]) -> ContactDetails:
 
     email = values["email"]
     if email and "email" not in errors:
-        try:
-            validate_email(email, check_deliverability=False)
-        except EmailNotValidError:
-            errors["email"] = "Skriv inn en gyldig e-postadresse, for eksempel navn@organisasjon.no."
+        errors_for_email = _email_problem(email)
+        if errors_for_email:
+            errors["email"] = errors_for_email
         else:
             values["email"] = normalize_email(email)
 

@@ -24,7 +24,7 @@ from meander_site.config import normalize_database_url
 from meander_site.confirmations import confirmation_queue, redis_connection
 from meander_site.embedded import EmbeddedRedis, MailSink
 from meander_site.extensions import db
-from meander_site.models import Booking, Lead
+from meander_site.models import AuditEvent, Booking, Lead, LeadStatusChange, StaffSession, User
 
 REDIS_TEST_DB = int(os.environ.get("REDIS_TEST_DB", "15"))
 VALID_BOOKING = {
@@ -140,8 +140,8 @@ def make_app(migrated_database, redis_url, smtp_server):
 def app(make_app, smtp_server, redis_url):
     app = make_app()
     with app.app_context():
-        db.session.execute(sa.delete(Booking))
-        db.session.execute(sa.delete(Lead))
+        for model in (LeadStatusChange, Booking, Lead, AuditEvent, StaffSession, User):
+            db.session.execute(sa.delete(model))
         db.session.commit()
         Redis.from_url(redis_url, socket_timeout=5).delete(confirmation_queue().key)
     smtp_server.clear()
@@ -181,3 +181,52 @@ def run_jobs(app) -> int:
         SimpleWorker([queue], connection=connection).work(burst=True)
         assert len(queue) == 0
         return queued
+
+
+STAFF_PASSWORD = "riktig-hest-batteri-stift"
+
+
+@pytest.fixture
+def staff_user(app):
+    from meander_site import accounts
+
+    with app.app_context():
+        user = accounts.create_user("selger@meander.no", "Siri Selger", STAFF_PASSWORD)
+        return {"id": user.id, "email": user.email, "name": user.name, "password": STAFF_PASSWORD}
+
+
+def log_in(client, email: str, password: str, next_path: str = "/pipeline"):
+    page = client.get("/login")
+    token = CSRF_INPUT.search(page.get_data(as_text=True)).group(1)
+    return client.post(
+        f"/login?next={next_path}", data={"csrf_token": token, "email": email, "password": password}
+    )
+
+
+@pytest.fixture
+def staff_client(app, staff_user):
+    """A test client signed in as a salesperson."""
+    client = app.test_client()
+    response = log_in(client, staff_user["email"], staff_user["password"])
+    assert response.status_code == 303
+    return client
+
+
+HX_CSRF = re.compile(r'"X-CSRFToken": "([^"]+)"')
+
+
+def staff_csrf(client) -> str:
+    """The token the board sends with every htmx request (set once on <body>)."""
+    match = HX_CSRF.search(client.get("/pipeline").get_data(as_text=True))
+    assert match
+    return match.group(1)
+
+
+def make_lead(app, **fields) -> dict:
+    """A lead booked through the domain layer; returns its id and masked_ref."""
+    from meander_site import leads
+
+    with app.app_context():
+        details = leads.validate_contact_details({**VALID_BOOKING, **fields})
+        result = leads.book_demo(details, ip_address="198.51.100.7")
+        return {"id": result.lead_id, "masked_ref": result.masked_ref, "booking_id": result.booking_id}

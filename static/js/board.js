@@ -178,13 +178,15 @@
   document.addEventListener("htmx:afterRequest", function (event) {
     var card = event.detail.elt;
     if (!card || !card.dataset || !pendingMoves[card.dataset.leadId]) return;
-    if (event.detail.successful) return; // the new card arrives out of band; onLoad finishes the move
+    // Refusals (409, 422) are swapped into the message region, so htmx counts them as successful: read the status.
+    var status = event.detail.xhr ? event.detail.xhr.status : 0;
+    if (status >= 200 && status < 300) return; // the new card arrives out of band; onLoad finishes the move
     var pending = pendingMoves[card.dataset.leadId];
     delete pendingMoves[card.dataset.leadId];
     card.classList.remove("is-saving");
     card.removeAttribute("aria-busy");
     snapBack(card, pending.origin);
-    if (event.detail.failed && !event.detail.xhr.status) {
+    if (!status) {
       announce("Fikk ikke kontakt med serveren. Kortet står der det sto; prøv igjen.", "error");
     }
     if (pending.byKeyboard) {
