@@ -1,0 +1,147 @@
+"""Board render time at several database sizes: `python bench/board_render.py --leads 100 20000`.
+
+For each size: a fresh database built by the migrations (SQLite in a temp dir, or a throwaway
+PostgreSQL database when DATABASE_URL points at a server), N demo leads, a signed-in salesperson,
+then GET /pipeline through the WSGI app (no network), timed over many runs after a warm-up.
+Prints the median and p95 in milliseconds and the number of SQL statements per render.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from meander_site import accounts, create_app  # noqa: E402
+from meander_site.config import engine_options, normalize_database_url, redis_url_for_limits  # noqa: E402
+from meander_site.demo_data import create_demo_leads  # noqa: E402
+from meander_site.embedded import EmbeddedRedis  # noqa: E402
+from meander_site.extensions import db  # noqa: E402
+
+PASSWORD = "benchmark-password-123"  # noqa: S105 (a throwaway account in a throwaway database)
+
+
+def throwaway_database(workdir: Path):
+    configured = os.environ.get("DATABASE_URL", "")
+    if not configured.startswith(("postgres://", "postgresql")):
+        return f"sqlite:///{workdir / f'bench-{uuid.uuid4().hex[:6]}.db'}", None
+    import psycopg
+
+    server = urlsplit(normalize_database_url(configured).replace("+psycopg", ""))
+    name = f"meander_bench_{uuid.uuid4().hex[:8]}"
+    admin = urlunsplit(server._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+
+    def drop():
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    return normalize_database_url(urlunsplit(server._replace(path=f"/{name}"))), drop
+
+
+def measure(lead_count: int, runs: int, redis_url: str, workdir: Path) -> dict:
+    from flask_migrate import upgrade
+
+    database_url, drop = throwaway_database(workdir)
+    try:
+        app = create_app(
+            {
+                "SQLALCHEMY_DATABASE_URI": database_url,
+                "SQLALCHEMY_ENGINE_OPTIONS": engine_options(database_url),
+                "REDIS_URL": redis_url,
+                "RATELIMIT_STORAGE_URI": redis_url_for_limits(redis_url),
+                "RATELIMIT_KEY_PREFIX": f"bench-{uuid.uuid4().hex[:6]}",
+            }
+        )
+        with app.app_context():
+            upgrade()
+            started = time.perf_counter()
+            create_demo_leads(lead_count, seed=42)
+            seeded_in = time.perf_counter() - started
+            if db.engine.dialect.name == "postgresql":
+                with db.engine.connect() as connection:
+                    connection.execution_options(isolation_level="AUTOCOMMIT").execute(sa.text("ANALYZE"))
+            accounts.create_user("bench@meander.no", "Bench", PASSWORD)
+
+        client = app.test_client()
+        login_page = client.get("/login").get_data(as_text=True)
+        token = login_page.split('name="csrf_token" type="hidden" value="')[1].split('"')[0]
+        credentials = {"csrf_token": token, "email": "bench@meander.no", "password": PASSWORD}
+        assert client.post("/login", data=credentials).status_code == 303
+
+        statements = []
+        with app.app_context():
+            sa.event.listen(db.engine, "before_cursor_execute", lambda *args: statements.append(1))
+        for _ in range(3):
+            assert client.get("/pipeline").status_code == 200
+        statements.clear()
+        assert client.get("/pipeline").status_code == 200
+        queries_per_render = len(statements)
+
+        timings = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            response = client.get("/pipeline")
+            response.get_data()
+            timings.append((time.perf_counter() - started) * 1000)
+            assert response.status_code == 200
+        timings.sort()
+        with app.app_context():
+            db.engine.dispose()
+        return {
+            "leads": lead_count,
+            "database": "postgresql" if database_url.startswith("postgresql") else "sqlite",
+            "median_ms": round(statistics.median(timings), 1),
+            "p95_ms": round(timings[int(len(timings) * 0.95) - 1], 1),
+            "queries_per_render": queries_per_render,
+            "page_kb": round(len(response.data) / 1024),
+            "seed_seconds": round(seeded_in, 1),
+        }
+    finally:
+        if drop:
+            drop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--leads", type=int, nargs="+", default=[100, 20000])
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    arguments = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="mb-", dir="/tmp") as workdir:
+        workdir = Path(workdir)
+        redis_url = os.environ.get("REDIS_URL")
+        embedded = None
+        if not redis_url:
+            embedded = EmbeddedRedis(workdir / "redis.sock").start()
+            redis_url = embedded.url
+        try:
+            results = [measure(count, arguments.runs, redis_url, workdir) for count in arguments.leads]
+        finally:
+            if embedded:
+                embedded.stop()
+
+    print(f"{'leads':>8} {'database':>10} {'median ms':>10} {'p95 ms':>8} {'queries':>8} {'page kB':>8}")
+    for row in results:
+        print(
+            f"{row['leads']:>8} {row['database']:>10} {row['median_ms']:>10} {row['p95_ms']:>8} "
+            f"{row['queries_per_render']:>8} {row['page_kb']:>8}"
+        )
+    if arguments.json:
+        arguments.json.parent.mkdir(parents=True, exist_ok=True)
+        arguments.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
