@@ -3,6 +3,9 @@
 import os
 from pathlib import Path
 
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = PROJECT_ROOT / "instance"
 
@@ -59,7 +62,7 @@ class Config:
 
         # Network clients never wait long: a slow Redis must not stall a booking.
         self.REDIS_CONNECT_TIMEOUT_SECONDS = float(os.environ.get("REDIS_CONNECT_TIMEOUT_SECONDS") or 0.5)
-        self.REDIS_SOCKET_TIMEOUT_SECONDS = float(os.environ.get("REDIS_SOCKET_TIMEOUT_SECONDS") or 1.0)
+        self.REDIS_SOCKET_TIMEOUT_SECONDS = float(os.environ.get("REDIS_SOCKET_TIMEOUT_SECONDS") or 0.5)
         self.RQ_QUEUE_NAME = os.environ.get("RQ_QUEUE_NAME") or "confirmations"
         # How often the worker looks for confirmations that are due and unsent.
         self.CONFIRMATION_SWEEP_SECONDS = float(os.environ.get("CONFIRMATION_SWEEP_SECONDS") or 30)
@@ -74,6 +77,8 @@ class Config:
         self.RATELIMIT_STORAGE_OPTIONS = {
             "socket_connect_timeout": self.REDIS_CONNECT_TIMEOUT_SECONDS,
             "socket_timeout": self.REDIS_SOCKET_TIMEOUT_SECONDS,
+            # redis-py retries with backoff by default: seconds of stall per request when Redis is gone.
+            "retry": Retry(NoBackoff(), 0),
         }
         self.RATELIMIT_STRATEGY = "moving-window"
         self.RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
