@@ -1,0 +1,301 @@
+"""The board in a real browser: Playwright for Python driving Debian's Chromium against a real HTTP server.
+
+Skipped (with a plain message) where Chromium is not installed; Playwright's own browser download is not used.
+"""
+
+import os
+import re
+import shutil
+import threading
+
+import pytest
+import sqlalchemy as sa
+from conftest import make_lead
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+from meander_site import sales
+from meander_site.extensions import db
+from meander_site.models import Lead, LeadStatusChange, User
+
+CHROMIUM = "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else shutil.which("chromium")
+if not CHROMIUM:
+    pytest.skip(
+        "Chromium not found: browser tests skipped (install Debian's chromium package)", allow_module_level=True
+    )
+playwright_api = pytest.importorskip(
+    "playwright.sync_api", reason="Playwright for Python not installed: browser tests skipped"
+)
+expect = playwright_api.expect
+
+TIMEOUT_MS = 5_000
+
+
+def has_class(name):
+    return re.compile(rf"(^|\s){re.escape(name)}(\s|$)")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        yield browser
+        browser.close()
+
+
+class QuietHandler(WSGIRequestHandler):
+    def log_request(self, *args, **kwargs):  # no access log lines in the test output
+        pass
+
+
+@pytest.fixture
+def live_server(app):
+    """The test app behind a real HTTP server on a free port."""
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=5)
+
+
+@pytest.fixture
+def page(browser, live_server):
+    # Wide enough for all six columns side by side, so every drop target is on screen.
+    context = browser.new_context(base_url=live_server, viewport={"width": 1800, "height": 1100}, locale="nb-NO")
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+@pytest.fixture
+def board(page, staff_user):
+    """Logged in through the real login form, looking at the board."""
+    page.goto("/pipeline")
+    expect(page).to_have_url(re.compile(r"/login\?next="))  # the board needs a login first
+    page.get_by_label("E-post").fill(staff_user["email"])
+    page.get_by_label("Passord").fill(staff_user["password"])
+    page.get_by_role("button", name="Logg inn").click()
+    expect(page).to_have_url(re.compile(r"/pipeline(\?.*)?$"))
+    expect(page.get_by_role("heading", name="Salgstavle", level=1)).to_be_visible()
+    expect(page.locator("section.column[data-status]")).to_have_count(6)
+    # Sortable is ready on every list once board.js has run.
+    expect(page.locator("ol.cards[data-sortable-ready]")).to_have_count(6)
+    return page
+
+
+def lead_with_status(app, staff_user, status, **fields):
+    """A booked lead, moved along the pipeline through the domain layer (so counts and history stay right)."""
+    lead = make_lead(app, **fields)
+    if status != "new":
+        with app.app_context():
+            sales.move(lead["id"], status, by=db.session.get(User, staff_user["id"]))
+    return lead
+
+
+def status_of(app, lead_id):
+    with app.app_context():
+        return db.session.get(Lead, lead_id).status
+
+
+def changes_of(app, lead_id):
+    with app.app_context():
+        rows = db.session.execute(
+            sa.select(LeadStatusChange).where(LeadStatusChange.lead_id == lead_id).order_by(LeadStatusChange.changed_at)
+        ).scalars()
+        return [(row.from_status, row.to_status, row.reason, row.note) for row in rows]
+
+
+def card(page, lead_id):
+    return page.locator(f"#card-{lead_id}")
+
+
+def in_column(page, status, lead_id):
+    return page.locator(f'section.column[data-status="{status}"] ol#cards-{status} > li#card-{lead_id}')
+
+
+def drag(page, lead_id, to_status, while_dragging=None):
+    """Drag a card with the mouse (native HTML5 drag, as Sortable uses it) onto another column's list.
+
+    The card is grabbed by its contact line: its middle is the "Flytt til…" form, which Sortable excludes.
+    """
+    handle = card(page, lead_id).locator(".lead-card-contact")
+    handle.scroll_into_view_if_needed()
+    start = handle.bounding_box()
+    target = page.locator(f"#cards-{to_status}").bounding_box()
+    assert start and target
+    x, y = start["x"] + start["width"] / 2, start["y"] + start["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 8, y + 8, steps=4)  # far enough for the browser to start the drag
+    tx, ty = target["x"] + target["width"] / 2, target["y"] + min(40, target["height"] / 2)
+    page.mouse.move(tx, ty, steps=15)
+    # Sortable ignores dragover events for 30 ms after each move of the dragged card; nudge the pointer
+    # until the card (which Sortable moves along as its ghost) sits in the target list.
+    arrived = page.locator(f"#cards-{to_status} > #card-{lead_id}")
+    for nudge in range(20):
+        if arrived.count():
+            break
+        page.wait_for_timeout(40)
+        page.mouse.move(tx, ty + (nudge % 2) * 2 + 1)
+    assert arrived.count() == 1, f"the dragged card never reached the {to_status} column"
+    if while_dragging:
+        while_dragging()
+    page.mouse.up()
+
+
+def test_drag_forward_moves_the_card_and_saves_the_status(app, staff_user, board):
+    page = board
+    lead = make_lead(app, email="forover@lhl.no", organization_name="Forover AS")
+    page.reload()
+    expect(in_column(page, "new", lead["id"])).to_have_count(1)
+
+    def columns_marked():
+        expect(page.locator("body")).to_have_class(has_class("is-dragging"))
+        expect(page.locator('section.column[data-status="contacted"]')).to_have_class(has_class("column--allowed"))
+        expect(page.locator('section.column[data-status="new"]')).not_to_have_class(has_class("column--forbidden"))
+
+    drag(page, lead["id"], "contacted", while_dragging=columns_marked)
+
+    expect(in_column(page, "contacted", lead["id"])).to_have_count(1)
+    expect(card(page, lead["id"])).to_have_count(1)
+    expect(page.locator("#board-messages")).to_contain_text("Forover AS")
+    expect(page.locator("#count-contacted")).to_contain_text("1")
+    expect(page.locator("#count-new")).to_contain_text("0")
+    expect(page.locator(".column--forbidden, .column--allowed")).to_have_count(0)  # cleared after the drop
+    assert status_of(app, lead["id"]) == "contacted"
+    assert changes_of(app, lead["id"]) == [("new", "contacted", None, None)]
+
+
+def test_backward_drag_is_refused_and_the_card_snaps_back(app, staff_user, board):
+    page = board
+    lead = lead_with_status(app, staff_user, "qualified", email="bakover@lhl.no", organization_name="Bakover AS")
+    page.reload()
+    expect(in_column(page, "qualified", lead["id"])).to_have_count(1)
+
+    def columns_marked():
+        # While dragging, the columns behind the card are visibly disabled; those ahead are open.
+        for status in ("new", "contacted"):
+            column = page.locator(f'section.column[data-status="{status}"]')
+            expect(column).to_have_class(has_class("column--forbidden"))
+            expect(column).to_have_attribute("aria-disabled", "true")
+        for status in ("demo_scheduled", "converted", "lost"):
+            expect(page.locator(f'section.column[data-status="{status}"]')).not_to_have_class(
+                has_class("column--forbidden")
+            )
+
+    drag(page, lead["id"], "new", while_dragging=columns_marked)
+
+    message = page.locator("#board-messages")
+    expect(message).to_contain_text("fremover")
+    expect(message.locator(".board-message--error")).to_have_count(1)
+    expect(in_column(page, "qualified", lead["id"])).to_have_count(1)
+    expect(page.locator("#cards-new > li.lead-card")).to_have_count(0)
+    expect(card(page, lead["id"])).not_to_have_class(has_class("is-saving"))
+    assert status_of(app, lead["id"]) == "qualified"
+    assert changes_of(app, lead["id"]) == [("new", "qualified", None, None)]
+
+
+def test_keyboard_move_lands_in_the_new_column_and_keeps_focus_on_the_card(app, staff_user, board):
+    page = board
+    lead = make_lead(app, email="tastatur@lhl.no", organization_name="Tastatur AS")
+    page.reload()
+    expect(in_column(page, "new", lead["id"])).to_have_count(1)
+
+    select = card(page, lead["id"]).get_by_label("Flytt til…")
+    select.focus()
+    expect(select).to_be_focused()
+    select.select_option("qualified")
+    page.keyboard.press("Tab")
+    expect(card(page, lead["id"]).get_by_role("button", name="Flytt")).to_be_focused()
+    page.keyboard.press("Enter")
+
+    expect(in_column(page, "qualified", lead["id"])).to_have_count(1)
+    expect(card(page, lead["id"])).to_have_count(1)
+    expect(card(page, lead["id"]).locator(".lead-card-title a")).to_be_focused()
+    assert status_of(app, lead["id"]) == "qualified"
+    assert changes_of(app, lead["id"]) == [("new", "qualified", None, None)]
+
+
+def test_a_move_to_lost_can_be_cancelled_or_confirmed_with_a_reason(app, staff_user, board):
+    page = board
+    kept = lead_with_status(app, staff_user, "contacted", email="angret@lhl.no", organization_name="Angret AS")
+    lost = lead_with_status(app, staff_user, "demo_scheduled", email="tapt@lhl.no", organization_name="Tapt AS")
+    page.reload()
+    dialog = page.locator("#move-dialog")
+
+    # Cancelled: the card goes back where it was, nothing saved.
+    drag(page, kept["id"], "lost")
+    expect(dialog).to_be_visible()
+    expect(page.locator("#move-dialog-lead")).to_have_text("Angret AS")
+    dialog.get_by_role("button", name="Avbryt").click()
+    expect(dialog).to_be_hidden()
+    expect(in_column(page, "contacted", kept["id"])).to_have_count(1)
+    expect(page.locator("#cards-lost > li.lead-card")).to_have_count(0)
+    expect(page.locator("#board-messages")).to_contain_text("avbrutt")
+    assert status_of(app, kept["id"]) == "contacted"
+
+    # Confirmed with a reason and a note: saved, the card is in «Tapt», the history carries both.
+    drag(page, lost["id"], "lost")
+    expect(dialog).to_be_visible()
+    expect(page.locator("#move-dialog-lead")).to_have_text("Tapt AS")
+    expect(page.locator("#move-reason")).to_be_focused()
+    page.locator("#move-reason").select_option("price")
+    page.locator("#move-note").fill("For dyrt i år, ta kontakt i august.")
+    dialog.get_by_role("button", name="Flytt", exact=True).click()
+    expect(dialog).to_be_hidden()
+    expect(in_column(page, "lost", lost["id"])).to_have_count(1)
+    expect(page.locator("#board-messages")).to_contain_text("Tapt AS")
+    expect(card(page, lost["id"]).locator(".lead-card-final")).to_have_text("Sluttstatus")
+    expect(page.locator("#count-lost")).to_contain_text("1")
+    assert status_of(app, lost["id"]) == "lost"
+    assert changes_of(app, lost["id"])[-1] == ("demo_scheduled", "lost", "price", "For dyrt i år, ta kontakt i august.")
+    assert status_of(app, kept["id"]) == "contacted"
+
+
+def test_a_move_to_lost_without_a_reason_is_refused_in_the_dialog(app, staff_user, board):
+    page = board
+    lead = make_lead(app, email="grunnlos@lhl.no", organization_name="Grunnløs AS")
+    page.reload()
+    dialog = page.locator("#move-dialog")
+    posts = []
+    page.on("request", lambda request: posts.append(request.url) if request.method == "POST" else None)
+
+    # The keyboard path to «Tapt» opens the same dialog.
+    select = card(page, lead["id"]).get_by_label("Flytt til…")
+    select.focus()
+    select.select_option("lost")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    expect(dialog).to_be_visible()
+    reason = page.locator("#move-reason")
+    expect(reason).to_be_focused()
+
+    dialog.get_by_role("button", name="Flytt", exact=True).click()
+    # The page's own Norwegian error, tied to the field, and the dialog stays open.
+    expect(page.locator("#move-reason-error")).to_be_visible()
+    expect(page.locator("#move-reason-error")).to_contain_text("Velg en grunn")
+    expect(reason).to_have_attribute("aria-invalid", "true")
+    expect(reason).to_be_focused()
+    expect(dialog).to_be_visible()
+    assert posts == []
+    assert status_of(app, lead["id"]) == "new"
+
+    reason.select_option("no_need")
+    dialog.get_by_role("button", name="Flytt", exact=True).click()
+    expect(dialog).to_be_hidden()
+    expect(in_column(page, "lost", lead["id"])).to_have_count(1)
+    assert changes_of(app, lead["id"]) == [("new", "lost", "no_need", None)]
