@@ -138,7 +138,8 @@ class Lead(db.Model):
     notes: Mapped[str | None] = mapped_column(sa.Text)
     status: Mapped[str] = mapped_column(sa.String(20), default=LeadStatus.NEW.value)
     source: Mapped[str] = mapped_column(sa.String(20), default=LeadSource.WEBSITE.value)
-    masked_ref: Mapped[str] = mapped_column(sa.String(32), default=new_masked_ref)
+    # active_history: the validator must see the stored value even on an object expired by a commit.
+    masked_ref: Mapped[str] = mapped_column(sa.String(32), default=new_masked_ref, active_history=True)
     ip_address: Mapped[str | None] = mapped_column(sa.String(45))
     confirmation_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

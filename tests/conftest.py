@@ -17,13 +17,15 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 from redis import Redis
+from redis.exceptions import RedisError
 from rq import SimpleWorker
+from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 
 from meander_site import create_app
 from meander_site.config import normalize_database_url
 from meander_site.confirmations import confirmation_queue, redis_connection
 from meander_site.embedded import EmbeddedRedis, MailSink
-from meander_site.extensions import db
+from meander_site.extensions import db, limiter
 from meander_site.models import AuditEvent, Booking, Lead, LeadStatusChange, StaffSession, User
 
 REDIS_TEST_DB = int(os.environ.get("REDIS_TEST_DB", "15"))
@@ -108,8 +110,6 @@ def app_config(database_url, redis_url, smtp_server, **overrides) -> dict:
         "MAIL_TIMEOUT_SECONDS": 3,
         "MAIL_SINK_DIR": None,
         "SITE_URL": "https://demo.meander.test",
-        # A limiter key prefix per app keeps one test's bookings from rate-limiting the next.
-        "RATELIMIT_KEY_PREFIX": f"t-{uuid.uuid4().hex[:8]}",
         "CONFIRMATION_RETRY_INTERVALS": [1, 1, 2],
     }
     from meander_site.config import engine_options, redis_url_for_limits
@@ -137,16 +137,29 @@ def make_app(migrated_database, redis_url, smtp_server):
 
 
 @pytest.fixture
-def app(make_app, smtp_server, redis_url):
+def app(make_app, smtp_server, redis_url, monkeypatch):
+    """A fresh app on empty tables, an empty queue and a clean rate limit."""
+    # The limiter is one object for every app in this process: it keeps the first app's key prefix, and
+    # whether it gave up on Redis. Start each test on a clean count and a live storage.
+    monkeypatch.setattr(limiter, "_storage_dead", False)
     app = make_app()
     with app.app_context():
         for model in (LeadStatusChange, Booking, Lead, AuditEvent, StaffSession, User):
             db.session.execute(sa.delete(model))
         db.session.commit()
-        Redis.from_url(redis_url, socket_timeout=5).delete(confirmation_queue().key)
+        limiter.reset()
+        queue = confirmation_queue()
+        queue.empty()
+        for registry in (ScheduledJobRegistry(queue=queue), FailedJobRegistry(queue=queue)):
+            for job_id in registry.get_job_ids():
+                registry.remove(job_id, delete_job=True)
     smtp_server.clear()
     smtp_server.fail_with = None
     yield app
+    try:
+        limiter.reset()  # leave none of this test's posts behind
+    except RedisError:
+        pass  # the test ended on an app whose Redis is down
 
 
 @pytest.fixture
@@ -173,14 +186,18 @@ def book(client, headers=None, environ_overrides=None, **fields):
 
 
 def run_jobs(app) -> int:
-    """Run every queued job in this process, as the worker would (SimpleWorker, burst); return how many."""
+    """Run every queued job in this process as the worker does (SimpleWorker.execute_job: retries,
+    failure registry and all), without the worker's start-up and shutdown; return how many ran."""
     with app.app_context():
         connection = redis_connection()
         queue = confirmation_queue(connection)
-        queued = len(queue)
-        SimpleWorker([queue], connection=connection).work(burst=True)
-        assert len(queue) == 0
-        return queued
+        worker = SimpleWorker([queue], connection=connection)
+        count = 0
+        while (job := queue.dequeue_any([queue], timeout=None, connection=connection)) is not None:
+            job = job[0]
+            worker.execute_job(job, queue)
+            count += 1
+        return count
 
 
 STAFF_PASSWORD = "riktig-hest-batteri-stift"

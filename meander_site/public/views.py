@@ -24,8 +24,12 @@ def demo_form():
     return render_booking_form(DemoBookingForm())
 
 
+# On the blueprint, not the view: blueprint limits run in before_request, ahead of the CSRF check,
+# so posts without a valid token count against the limit too. /demo is the blueprint's only POST.
+limiter.limit(booking_rate_limit, methods=["POST"])(bp)
+
+
 @bp.post("/demo")
-@limiter.limit(booking_rate_limit, methods=["POST"])
 def book_demo():
     form = DemoBookingForm()
     if form[HONEYPOT_FIELD].data:

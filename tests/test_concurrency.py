@@ -1,0 +1,96 @@
+"""unique_email_per_lead under real concurrency: simultaneous bookings with one email make one lead."""
+
+import threading
+
+import sqlalchemy as sa
+from conftest import CSRF_INPUT, VALID_BOOKING
+
+from meander_site import leads
+from meander_site.extensions import db
+from meander_site.models import Booking, Lead
+
+THREADS = 10
+EMAILS = [
+    "kari.nordmann@lhl.no",
+    "KARI.NORDMANN@LHL.NO",
+    "Kari.Nordmann@lhl.no",
+    "kari.NORDMANN@lhl.no",
+    " kari.nordmann@LHL.no ",
+]
+
+
+def run_together(count: int, work) -> list:
+    """Start `count` threads that call work(n) at the same instant; return results (or raise the first error)."""
+    barrier = threading.Barrier(count, timeout=20)
+    results: list = [None] * count
+    errors: list[BaseException] = []
+
+    def target(n: int) -> None:
+        try:
+            results[n] = work(n, barrier)
+        except BaseException as error:  # reported after join
+            errors.append(error)
+            barrier.abort()
+
+    threads = [threading.Thread(target=target, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads), "a booking thread hung"
+    if errors:
+        raise errors[0]
+    return results
+
+
+def assert_one_lead_with(app, count: int) -> Lead:
+    with app.app_context():
+        lead = db.session.execute(db.select(Lead)).scalar_one()
+        bookings = db.session.scalar(sa.select(sa.func.count()).select_from(Booking).where(Booking.lead_id == lead.id))
+        assert lead.email == "kari.nordmann@lhl.no"
+        assert lead.booking_count == count
+        assert bookings == count
+        db.session.expunge(lead)
+        return lead
+
+
+def test_simultaneous_form_posts_with_one_email_make_one_lead_with_every_booking_counted(app):
+    def post(n: int, barrier: threading.Barrier):
+        client = app.test_client()
+        address = {"REMOTE_ADDR": f"10.1.0.{n + 1}"}  # one IP each, so the rate limit stays out of it
+        page = client.get("/demo", environ_overrides=address).get_data(as_text=True)
+        data = {
+            **VALID_BOOKING,
+            "email": EMAILS[n % len(EMAILS)],
+            "notes": f"Innsending nr. {n}",
+            "csrf_token": CSRF_INPUT.search(page).group(1),
+        }
+        barrier.wait()
+        response = client.post("/demo", data=data, environ_overrides=address)
+        return response.status_code, response.headers.get("Location")
+
+    results = run_together(THREADS, post)
+
+    assert [status for status, _ in results] == [303] * THREADS
+    locations = {location for _, location in results}
+    lead = assert_one_lead_with(app, THREADS)
+    assert locations == {f"/confirm/{lead.masked_ref}"}
+    with app.app_context():
+        notes = set(db.session.execute(sa.select(Booking.notes)).scalars())
+        assert notes == {f"Innsending nr. {n}" for n in range(THREADS)}
+
+
+def test_simultaneous_domain_bookings_with_one_email_make_one_lead(app):
+    def book(n: int, barrier: threading.Barrier):
+        details = leads.validate_contact_details({**VALID_BOOKING, "email": EMAILS[n % len(EMAILS)]})
+        with app.app_context():
+            barrier.wait()
+            result = leads.book_demo(details, ip_address=f"10.2.0.{n + 1}")
+            return result.lead_id, result.masked_ref, result.booking_count
+
+    results = run_together(THREADS, book)
+
+    assert len({(lead_id, ref) for lead_id, ref, _ in results}) == 1
+    assert sorted(count for _, _, count in results) == list(range(1, THREADS + 1))
+    lead = assert_one_lead_with(app, THREADS)
+    assert results[0][1] == lead.masked_ref

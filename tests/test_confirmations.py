@@ -1,0 +1,287 @@
+"""The confirmation mail on the real stack: RQ on a real Redis, a real SMTP server, outages of both."""
+
+import logging
+import time
+
+import sqlalchemy as sa
+from conftest import CSRF_INPUT, VALID_BOOKING, book, run_jobs
+from redis import Redis
+from rq.scheduler import RQScheduler
+
+from meander_site.confirmations import (
+    confirmation_queue,
+    redis_connection,
+    retry_pending,
+    send_confirmation,
+    sweep_due_confirmations,
+)
+from meander_site.embedded import find_free_port
+from meander_site.extensions import db, limiter
+from meander_site.models import Booking, Lead
+
+DEAD_REDIS = "unix:///tmp/nonexistent-meander.sock"
+SITE = "https://demo.meander.test"
+
+
+def the_lead() -> Lead:
+    return db.session.execute(db.select(Lead)).scalar_one()
+
+
+def the_booking() -> Booking:
+    return db.session.execute(db.select(Booking)).scalar_one()
+
+
+def plain(message) -> str:
+    return message.get_body(preferencelist=("plain",)).get_content()
+
+
+def html(message) -> str:
+    return message.get_body(preferencelist=("html",)).get_content()
+
+
+def enqueue_due_retries(app) -> None:
+    """What the worker's RQ scheduler does every second: move retries whose time has come into the queue."""
+    with app.app_context():
+        connection = redis_connection()
+        queue = confirmation_queue(connection)
+        scheduler = RQScheduler([queue], connection=connection)
+        scheduler.prepare_registries([queue.name])
+        scheduler.enqueue_scheduled_jobs()
+
+
+# --- the mail ----------------------------------------------------------------------------------------
+
+
+def test_confirmation_is_a_norwegian_mail_with_text_and_html_and_the_site_url_link(app, client, smtp_server):
+    location = book(client).headers["Location"]
+    run_jobs(app)
+
+    [message] = smtp_server.wait_for(1)
+    assert message["Subject"] == "Vi har mottatt demoforespørselen din – Meander"
+    assert message.is_multipart()
+    assert {part.get_content_type() for part in message.walk()} >= {"text/plain", "text/html"}
+    link = SITE + location
+    assert link in plain(message) and f'href="{link}"' in html(message)
+    assert "Hei Kari" in plain(message)
+    assert "LHL Hjerneslag" in plain(message)
+    assert message["X-RcptTo"] == VALID_BOOKING["email"]
+
+
+def test_confirmation_link_comes_from_site_url_never_from_the_host_header(app, client, smtp_server):
+    forged = {"Host": "evil.example"}
+    token = CSRF_INPUT.search(client.get("/demo", headers=forged).get_data(as_text=True)).group(1)
+    response = client.post("/demo", data={**VALID_BOOKING, "csrf_token": token}, headers=forged)
+    assert response.status_code == 303
+    location = response.headers["Location"]
+    run_jobs(app)
+
+    [message] = smtp_server.wait_for(1)
+    assert "evil.example" not in plain(message) and "evil.example" not in html(message)
+    assert SITE + location in plain(message)
+
+
+def test_markup_typed_into_the_form_is_escaped_in_the_html_mail(app, client, smtp_server):
+    book(client, first_name="<b>Kari</b>", organization_name="<script>alert(1)</script>")
+    run_jobs(app)
+
+    [message] = smtp_server.wait_for(1)
+    assert "<script>alert(1)" not in html(message)
+    assert "&lt;script&gt;alert(1)" in html(message)
+    assert "<b>Kari</b>" not in html(message)
+
+
+def test_confirmation_reaches_an_address_with_norwegian_letters_in_the_domain(app, client, smtp_server):
+    assert book(client, email="Kari@BLÅBÆR.NO").status_code == 303
+    run_jobs(app)
+
+    with app.app_context():
+        assert the_booking().confirmation_last_error is None
+    [message] = smtp_server.wait_for(1, timeout=2)
+    assert message["X-RcptTo"] == "kari@" + "blåbær.no".encode("idna").decode()  # the domain as DNS knows it
+
+
+def test_confirmation_sent_at_is_set_only_once_smtp_accepted(app, client, smtp_server):
+    book(client)
+    with app.app_context():
+        assert the_lead().confirmation_sent_at is None
+        assert the_booking().confirmation_sent_at is None
+
+    run_jobs(app)
+
+    smtp_server.wait_for(1)
+    with app.app_context():
+        booking = the_booking()
+        assert booking.confirmation_sent_at is not None
+        assert booking.confirmation_due_at is None
+        assert the_lead().confirmation_sent_at == booking.confirmation_sent_at
+
+
+# --- SMTP outages ------------------------------------------------------------------------------------
+
+
+def test_smtp_refusal_keeps_the_lead_records_the_failure_and_a_retry_delivers_once(app, client, smtp_server, caplog):
+    smtp_server.fail_with = "451 4.3.0 Try again later"
+
+    response = book(client)
+    with caplog.at_level(logging.ERROR, logger="meander_site.confirmations"):
+        run_jobs(app)
+
+    assert response.status_code == 303
+    assert smtp_server.messages() == []
+    with app.app_context():
+        lead, booking = the_lead(), the_booking()
+        lead_id = lead.id
+        assert lead.confirmation_sent_at is None
+        assert booking.confirmation_sent_at is None
+        assert booking.confirmation_attempts == 1
+        assert "451" in booking.confirmation_last_error
+    failures = [record for record in caplog.records if record.levelno == logging.ERROR]
+    assert any(str(lead_id) in record.getMessage() for record in failures)
+
+    smtp_server.fail_with = None
+    time.sleep(1.2)  # the first retry interval in the tests is 1 s
+    enqueue_due_retries(app)
+    assert run_jobs(app) == 1
+
+    [message] = smtp_server.wait_for(1)
+    assert message["X-RcptTo"] == VALID_BOOKING["email"]
+    with app.app_context():
+        booking = the_booking()
+        assert booking.confirmation_sent_at is not None
+        assert booking.confirmation_last_error is None
+        assert the_lead().confirmation_sent_at is not None
+    time.sleep(0.2)
+    assert len(smtp_server.messages()) == 1
+
+
+def test_smtp_server_down_records_the_failure_without_a_server_error(app, make_app, smtp_server):
+    no_mail_app = make_app(MAIL_PORT=find_free_port())
+    limiter.reset()
+    client = no_mail_app.test_client()
+
+    response = book(client)
+    run_jobs(no_mail_app)
+
+    assert response.status_code == 303
+    with no_mail_app.app_context():
+        booking = the_booking()
+        assert booking.confirmation_sent_at is None
+        assert booking.confirmation_attempts == 1
+        assert booking.confirmation_last_error
+        assert the_lead().email == VALID_BOOKING["email"]
+    assert client.get(response.headers["Location"]).status_code == 200
+
+
+# --- never twice -------------------------------------------------------------------------------------
+
+
+def test_running_the_job_again_after_a_successful_send_sends_nothing(app, client, smtp_server):
+    book(client)
+    run_jobs(app)
+    smtp_server.wait_for(1)
+
+    with app.app_context():
+        booking_id = str(the_booking().id)
+        assert send_confirmation(booking_id) == "skipped"
+        assert send_confirmation(booking_id) == "skipped"
+
+    time.sleep(0.2)
+    assert len(smtp_server.messages()) == 1
+
+
+def test_two_jobs_queued_for_one_booking_send_one_mail(app, client, smtp_server):
+    book(client)
+    with app.app_context():
+        assert retry_pending() == 1  # a second job next to the one the booking enqueued
+
+    assert run_jobs(app) == 2
+
+    smtp_server.wait_for(1)
+    time.sleep(0.2)
+    assert len(smtp_server.messages()) == 1
+
+
+# --- Redis outage, the sweep, retry-pending ----------------------------------------------------------
+
+
+def test_booking_succeeds_while_redis_is_down_and_the_sweep_delivers_the_mail_later(app, make_app, smtp_server):
+    outage_app = make_app(REDIS_URL=DEAD_REDIS, CONFIRMATION_SWEEP_GRACE_SECONDS=0)
+    client = outage_app.test_client()
+
+    response = book(client)
+
+    assert response.status_code == 303
+    with outage_app.app_context():
+        lead = the_lead()
+        assert response.headers["Location"] == f"/confirm/{lead.masked_ref}"
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Booking)) == 1
+    assert client.get(response.headers["Location"]).status_code == 200
+
+    # Redis is back (the normal app): the worker's periodic sweep finds the unsent, due confirmation.
+    with app.app_context():
+        assert sweep_due_confirmations() == 1
+        assert sweep_due_confirmations() == 0
+    assert run_jobs(app) == 1
+
+    [message] = smtp_server.wait_for(1)
+    assert message["X-RcptTo"] == VALID_BOOKING["email"]
+    with app.app_context():
+        assert the_booking().confirmation_sent_at is not None
+        assert sweep_due_confirmations() == 0
+    time.sleep(0.2)
+    assert len(smtp_server.messages()) == 1
+
+
+def test_sweep_leaves_a_fresh_booking_to_its_own_job(app, client, smtp_server):
+    book(client)
+    with app.app_context():
+        assert sweep_due_confirmations() == 0
+    assert run_jobs(app) == 1
+    smtp_server.wait_for(1)
+
+
+def test_two_sweeps_back_to_back_enqueue_a_due_mail_once(make_app, app, smtp_server, redis_url):
+    due_at_once = make_app(CONFIRMATION_SWEEP_GRACE_SECONDS=0)
+    limiter.reset()
+    book(due_at_once.test_client())
+    with due_at_once.app_context():
+        confirmation_queue().empty()  # Redis lost the booking's job
+
+        assert sweep_due_confirmations() == 1
+        assert sweep_due_confirmations() == 0
+    assert run_jobs(due_at_once) == 1
+
+    smtp_server.wait_for(1)
+    time.sleep(0.2)
+    assert len(smtp_server.messages()) == 1
+
+
+def test_retry_pending_command_re_enqueues_every_unsent_confirmation(app, client, smtp_server):
+    book(client)
+    book(client, email="ola@lhl.no", first_name="Ola")
+    with app.app_context():
+        confirmation_queue().empty()  # the jobs were lost with Redis
+    runner = app.test_cli_runner()
+
+    result = runner.invoke(args=["mail", "retry-pending"])
+
+    assert result.exit_code == 0, result.output
+    assert "2" in result.output
+    assert run_jobs(app) == 2
+    messages = smtp_server.wait_for(2)
+    assert sorted(message["X-RcptTo"] for message in messages) == ["kari.nordmann@lhl.no", "ola@lhl.no"]
+    second = runner.invoke(args=["mail", "retry-pending"])
+    assert "0" in second.output
+    assert run_jobs(app) == 0
+
+
+def test_job_for_an_erased_booking_sends_nothing(app, client, smtp_server, redis_url):
+    book(client)
+    with app.app_context():
+        db.session.execute(sa.delete(Lead))
+        db.session.commit()
+    run_jobs(app)
+
+    time.sleep(0.2)
+    assert smtp_server.messages() == []
+    assert Redis.from_url(redis_url).ping()

@@ -1,0 +1,194 @@
+"""rate_limit_per_ip: 5 booking POSTs per client IP in a rolling hour, on the shared Redis."""
+
+import time
+from html.parser import HTMLParser
+
+import limits.storage.memory
+import limits.storage.redis
+import limits.strategies
+import pytest
+import sqlalchemy as sa
+from conftest import VALID_BOOKING, book
+from limits.storage import RedisStorage
+from redis import Redis
+
+import meander_site.errors
+from meander_site.extensions import db, limiter
+from meander_site.models import Lead
+
+MINUTE = 60
+
+
+class FakeClock:
+    """Stands in for the `time` module inside the rate-limit code; everything but time() is the real one."""
+
+    def __init__(self, now: float):
+        self.now = now
+
+    def time(self) -> float:
+        return self.now
+
+    def set(self, minutes_after: float, base: float) -> None:
+        self.now = base + minutes_after * MINUTE
+
+    def __getattr__(self, name):
+        return getattr(time, name)
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    fake = FakeClock(time.time())
+    for module in (limits.storage.redis, limits.storage.memory, limits.strategies, meander_site.errors):
+        monkeypatch.setattr(module, "time", fake)
+    return fake
+
+
+def lead_emails(app) -> set[str]:
+    with app.app_context():
+        return set(db.session.execute(sa.select(Lead.email)).scalars())
+
+
+def typed_value(html: str, name: str) -> str | None:
+    class Finder(HTMLParser):
+        value = None
+
+        def handle_starttag(self, tag, attrs):
+            attributes = dict(attrs)
+            if tag == "input" and attributes.get("name") == name:
+                Finder.value = attributes.get("value")
+
+    Finder().feed(html)
+    return Finder.value
+
+
+def five_posts(client, **request_options) -> list[int]:
+    """Five posts from one client, valid and invalid mixed: all of them count."""
+    return [
+        book(client, **request_options).status_code,
+        book(client, first_name=None, **request_options).status_code,
+        book(client, email="ikke-en-adresse", **request_options).status_code,
+        book(client, notes="Andre gang", **request_options).status_code,
+        book(client, phone="+47 123", **request_options).status_code,
+    ]
+
+
+SIXTH = {"email": "sjette@lhl.no", "organization_name": "Sjette forsøk AS"}
+
+
+def test_sixth_post_in_an_hour_gets_429_with_norwegian_page_retry_after_and_the_typed_values(app, client, redis_url):
+    assert five_posts(client) == [303, 422, 422, 303, 422]
+
+    response = book(client, **SIXTH)
+
+    assert response.status_code == 429
+    html = response.get_data(as_text=True)
+    assert "mange forespørsler" in html
+    assert 1 <= int(response.headers["Retry-After"]) <= 3601
+    assert typed_value(html, "organization_name") == "Sjette forsøk AS"
+    assert typed_value(html, "email") == "sjette@lhl.no"
+    assert lead_emails(app) == {VALID_BOOKING["email"]}
+    # The count lives in the configured Redis, so every web process shares it.
+    assert isinstance(limiter.storage, RedisStorage)
+    assert Redis.from_url(redis_url).keys("LIMITS*")
+
+
+def test_htmx_post_over_the_limit_gets_the_form_fragment_back(app, client):
+    five_posts(client)
+
+    response = book(client, headers={"HX-Request": "true"}, **SIXTH)
+
+    assert response.status_code == 429
+    html = response.get_data(as_text=True)
+    assert "<html" not in html
+    assert typed_value(html, "organization_name") == "Sjette forsøk AS"
+    assert "Retry-After" in response.headers
+
+
+def test_another_ip_is_still_allowed_when_one_ip_is_limited(app, client):
+    five_posts(client)
+    assert book(client, **SIXTH).status_code == 429
+
+    response = book(client, environ_overrides={"REMOTE_ADDR": "10.0.0.2"}, **SIXTH)
+
+    assert response.status_code == 303
+    with app.app_context():
+        lead = db.session.execute(sa.select(Lead).where(Lead.email == "sjette@lhl.no")).scalar_one()
+        assert lead.ip_address == "10.0.0.2"
+
+
+def test_gets_are_never_limited(app, client):
+    for _ in range(20):
+        assert client.get("/demo").status_code == 200
+    assert client.get("/").status_code == 200
+
+    assert book(client).status_code == 303
+
+
+def test_posts_refused_for_a_missing_csrf_token_count_too(app, client):
+    for _ in range(5):
+        assert client.post("/demo", data=VALID_BOOKING).status_code == 400
+
+    assert book(client).status_code == 429
+    assert lead_emails(app) == set()
+
+
+def test_x_forwarded_for_is_ignored_without_trusted_proxies(app, client):
+    statuses = [
+        book(client, headers={"X-Forwarded-For": f"203.0.113.{n}"}, notes=f"forsøk {n}").status_code
+        for n in range(1, 7)
+    ]
+
+    assert statuses == [303] * 5 + [429]
+    with app.app_context():
+        assert db.session.execute(sa.select(Lead.ip_address)).scalar_one() == "127.0.0.1"
+
+
+def test_x_forwarded_for_decides_the_client_behind_a_trusted_proxy(app, make_app):
+    proxied = make_app(TRUSTED_PROXY_COUNT=1)
+    limiter.reset()
+    client = proxied.test_client()
+    behind = {"X-Forwarded-For": "203.0.113.7"}
+
+    assert five_posts(client, headers=behind) == [303, 422, 422, 303, 422]
+    assert book(client, headers=behind, **SIXTH).status_code == 429
+    other = book(client, headers={"X-Forwarded-For": "203.0.113.8"}, **SIXTH)
+
+    assert other.status_code == 303
+    with proxied.app_context():
+        lead = db.session.execute(sa.select(Lead).where(Lead.email == "sjette@lhl.no")).scalar_one()
+        assert lead.ip_address == "203.0.113.8"
+        first = db.session.execute(sa.select(Lead).where(Lead.email == VALID_BOOKING["email"])).scalar_one()
+        assert first.ip_address == "203.0.113.7"
+
+
+# --- the rolling hour, on a controlled clock ---------------------------------------------------------
+
+
+def test_limit_lifts_an_hour_after_the_posts(app, client, clock):
+    start = clock.now
+    assert five_posts(client) == [303, 422, 422, 303, 422]
+
+    clock.set(30, base=start)
+    refused = book(client, **SIXTH)
+    assert refused.status_code == 429
+    assert 1799 <= int(refused.headers["Retry-After"]) <= 1801  # the oldest post leaves the window at +60 min
+
+    clock.set(61, base=start)
+    assert book(client, **SIXTH).status_code == 303
+    assert "sjette@lhl.no" in lead_emails(app)
+
+
+def test_window_rolls_with_the_clock_instead_of_resetting_on_the_hour(app, client, clock):
+    hour = (int(clock.now) // 3600 + 1) * 3600  # 00:00 of a fixed clock hour
+    clock.set(50, base=hour)  # 00:50
+    assert [book(client, notes=f"00:50 nr {n}").status_code for n in range(3)] == [303] * 3
+    clock.set(70, base=hour)  # 01:10
+    assert [book(client, notes=f"01:10 nr {n}").status_code for n in range(2)] == [303] * 2
+
+    clock.set(80, base=hour)  # 01:20: only two posts this clock hour, but five in the last 60 minutes
+    refused = book(client, **SIXTH)
+    assert refused.status_code == 429
+    assert 1799 <= int(refused.headers["Retry-After"]) <= 1801  # until 01:50
+
+    clock.set(111, base=hour)  # 01:51: the 00:50 posts have left the window
+    assert book(client, **SIXTH).status_code == 303
