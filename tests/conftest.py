@@ -185,6 +185,22 @@ def book(client, headers=None, environ_overrides=None, **fields):
     return client.post("/demo", data=data, headers=headers or {}, environ_overrides=environ_overrides or {})
 
 
+def stored_counts(app) -> tuple[int, int]:
+    """How many leads and bookings the database holds."""
+    with app.app_context():
+        leads = db.session.scalar(sa.select(sa.func.count()).select_from(Lead))
+        bookings = db.session.scalar(sa.select(sa.func.count()).select_from(Booking))
+        return leads, bookings
+
+
+def only_lead(app) -> Lead:
+    """The one lead there is (fails if there is none or more), detached for reading."""
+    with app.app_context():
+        lead = db.session.execute(db.select(Lead)).scalar_one()
+        db.session.expunge(lead)
+        return lead
+
+
 def run_jobs(app) -> int:
     """Run every queued job in this process as the worker does (SimpleWorker.execute_job: retries,
     failure registry and all), without the worker's start-up and shutdown; return how many ran."""

@@ -5,25 +5,7 @@ from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 
 import pytest
-import sqlalchemy as sa
-from conftest import VALID_BOOKING, book, csrf_token, run_jobs
-
-from meander_site.extensions import db
-from meander_site.models import Booking, Lead
-
-
-def stored_counts(app) -> tuple[int, int]:
-    with app.app_context():
-        leads = db.session.scalar(sa.select(sa.func.count()).select_from(Lead))
-        bookings = db.session.scalar(sa.select(sa.func.count()).select_from(Booking))
-        return leads, bookings
-
-
-def only_lead(app) -> Lead:
-    with app.app_context():
-        lead = db.session.execute(db.select(Lead)).scalar_one()
-        db.session.expunge(lead)
-        return lead
+from conftest import VALID_BOOKING, book, csrf_token, only_lead, run_jobs, stored_counts
 
 
 class Controls(HTMLParser):

@@ -5,11 +5,11 @@ from html.parser import HTMLParser
 
 import pytest
 import sqlalchemy as sa
-from conftest import VALID_BOOKING, book
+from conftest import VALID_BOOKING, book, only_lead, stored_counts
 
 from meander_site.extensions import db
 from meander_site.leads import LeadValidationError, UnknownStatusError, parse_status, validate_contact_details
-from meander_site.models import Booking, Lead, LeadStatus
+from meander_site.models import Lead, LeadStatus
 
 # --- helpers -----------------------------------------------------------------------------------------
 
@@ -23,20 +23,6 @@ def errors_for(**fields) -> dict[str, str]:
     with pytest.raises(LeadValidationError) as caught:
         validate_contact_details(submission(**fields))
     return caught.value.errors
-
-
-def stored_counts(app) -> tuple[int, int]:
-    with app.app_context():
-        leads = db.session.scalar(sa.select(sa.func.count()).select_from(Lead))
-        bookings = db.session.scalar(sa.select(sa.func.count()).select_from(Booking))
-        return leads, bookings
-
-
-def only_lead(app) -> Lead:
-    with app.app_context():
-        lead = db.session.execute(db.select(Lead)).scalar_one()
-        db.session.expunge(lead)
-        return lead
 
 
 class FormPage(HTMLParser):
