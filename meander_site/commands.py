@@ -1,5 +1,7 @@
 """Operator commands: `flask --app app mail …`."""
 
+import sys
+
 import click
 from flask.cli import AppGroup, with_appcontext
 
@@ -27,9 +29,8 @@ users_cli = AppGroup("users", help="Sales team accounts.")
 
 def read_new_password() -> str:
     """Ask twice at a terminal; take one line when the password is piped in (scripts, provisioning)."""
-    stdin = click.get_text_stream("stdin")
-    if not stdin.isatty():
-        return stdin.readline().rstrip("\r\n")
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
     return click.prompt("Password", hide_input=True, confirmation_prompt="Repeat password")
 
 

@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException
 
 from .extensions import limiter
 from .htmx import is_htmx_request
+from .sales import LeadNotFound
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ def register(app: Flask) -> None:
         response.headers["Retry-After"] = str(seconds_until_retry())
         return response
 
+    @app.errorhandler(LeadNotFound)
     @app.errorhandler(404)
     def not_found(error):
         return render_template("errors/error.html", title="Fant ikke siden",

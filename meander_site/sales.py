@@ -8,7 +8,7 @@ state from one query over the shown lead ids.
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -208,10 +208,20 @@ def board(board_filter: BoardFilter, per_column: int = CARDS_PER_COLUMN) -> list
     return list(columns.values())
 
 
-def parse_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
+def parse_timestamp(value: str | None) -> datetime | None:
+    """An ISO timestamp from a URL; one without a zone is taken as UTC (what the board sends)."""
     try:
-        created_at, lead_id = (cursor or "").split("|")
-        return datetime.fromisoformat(created_at), uuid.UUID(lead_id)
+        moment = datetime.fromisoformat(value or "")
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def parse_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
+    created_at, _, lead_id = (cursor or "").partition("|")
+    moment = parse_timestamp(created_at)
+    try:
+        return (moment, uuid.UUID(lead_id)) if moment else None
     except ValueError:
         return None
 

@@ -255,6 +255,12 @@ def staff_csrf(client) -> str:
     return match.group(1)
 
 
+@pytest.fixture
+def token(staff_client) -> str:
+    """The signed-in salesperson's CSRF token, for the X-CSRFToken header."""
+    return staff_csrf(staff_client)
+
+
 def make_lead(app, **fields) -> dict:
     """A lead booked through the domain layer; returns its id and masked_ref."""
     from meander_site import leads

@@ -85,4 +85,6 @@ def ask_to_sign_in():
         response = current_app.response_class(status=401)
         response.headers["HX-Redirect"] = url_for("auth.login_form", next=url_for("pipeline.board"))
         return response
-    return redirect(url_for("auth.login_form", next=request.full_path.rstrip("?")))
+    # Come back to the page asked for; a POST (say, a move after the session ran out) returns to the board.
+    target = request.full_path.rstrip("?") if request.method == "GET" else url_for("pipeline.board")
+    return redirect(url_for("auth.login_form", next=target))

@@ -1,5 +1,4 @@
 import uuid
-from datetime import datetime
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
@@ -24,11 +23,6 @@ def require_login():
 def never_cache_lead_data(response):
     response.headers["Cache-Control"] = "no-store"
     return response
-
-
-@bp.errorhandler(sales.LeadNotFound)
-def lead_not_found(error):
-    abort(404)
 
 
 def current_filter() -> sales.BoardFilter:
@@ -76,10 +70,7 @@ def more_cards(status: str):
 def changes():
     """The 30 s poll: cards booked, moved or edited since `since`, and fresh counts."""
     board_filter = current_filter()
-    try:
-        since = datetime.fromisoformat(request.args.get("since", ""))
-    except ValueError:
-        since = utcnow()
+    since = sales.parse_timestamp(request.args.get("since")) or utcnow()
     now = utcnow()
     return render_template(
         "pipeline/_changes.html",

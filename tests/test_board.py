@@ -1,0 +1,469 @@
+"""The board at GET /pipeline: columns, cards, counts under search and filters, paging, the poll,
+a fixed number of queries, and what every staff page sends (no-store, no htmx history)."""
+
+import html
+import re
+from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import sqlalchemy as sa
+from conftest import VALID_BOOKING, make_lead, run_jobs
+
+from meander_site import confirmations, demo_data, leads, sales
+from meander_site.extensions import db
+from meander_site.models import Lead, User, utcnow
+
+STATUSES = ["new", "contacted", "qualified", "demo_scheduled", "converted", "lost"]
+LABELS = ["Ny", "Kontaktet", "Kvalifisert", "Demo avtalt", "Kunde", "Tapt"]
+COUNT = re.compile(
+    r'<span id="count-([a-z_]+)" class="count"[^>]*><span class="visually-hidden">[^<]*</span>(\d+)</span>'
+)
+HTMX = {"HX-Request": "true"}
+
+
+# --- reading the board -----------------------------------------------------------------------------
+
+
+def columns(page: str) -> dict[str, list[str]]:
+    """Status -> lead ids of its cards, in page order."""
+    parts = re.split(r'(?=<section class="column" data-status=")', page)[1:]
+    result = {}
+    for part in parts:
+        status = re.match(r'<section class="column" data-status="([a-z_]+)"', part).group(1)
+        result[status] = re.findall(r'data-lead-id="([^"]+)"', part)
+    return result
+
+
+def counts(page: str) -> dict[str, int]:
+    return {status: int(count) for status, count in COUNT.findall(page)}
+
+
+def card(page: str, lead_id) -> str:
+    match = re.search(rf'<li class="lead-card[^"]*" id="card-{lead_id}".*?</li>', page, re.S)
+    assert match, f"card {lead_id} is on the page"
+    return match.group(0)
+
+
+def board(client, **args) -> str:
+    response = client.get("/pipeline", query_string=args)
+    assert response.status_code == 200
+    return response.get_data(as_text=True)
+
+
+def export_link(page: str) -> str:
+    return html.unescape(re.search(r'<a id="export-link"[^>]*href="([^"]+)"', page).group(1))
+
+
+def move_lead(app, lead_id, status: str, user_id, reason: str | None = None) -> None:
+    with app.app_context():
+        user = db.session.get(User, user_id)
+        sales.move(lead_id, status, by=user, details=sales.MoveDetails(reason=reason))
+
+
+def staff_created(app, source: str, **fields) -> str:
+    with app.app_context():
+        details = leads.validate_contact_details({**VALID_BOOKING, **fields})
+        return sales.create_by_staff(details, source, send_confirmation=False).lead_id
+
+
+# --- columns and cards -----------------------------------------------------------------------------
+
+
+def test_board_has_six_columns_in_pipeline_order_with_norwegian_labels(staff_client):
+    page = board(staff_client)
+
+    assert list(columns(page)) == STATUSES
+    titles = re.findall(r'<h2 id="column-([a-z_]+)-title" class="column-title">\s*([^<]+?)\s*<span', page)
+    assert titles == list(zip(STATUSES, LABELS, strict=True))
+    assert counts(page) == dict.fromkeys(STATUSES, 0)
+
+
+def test_a_card_shows_who_what_size_source_and_time_in_status(app, staff_client):
+    web = make_lead(app)
+    phoned = staff_created(
+        app, "phone", email="ola@bymisjon.no", first_name="Ola", last_name="Hansen",
+        organization_name="Kirkens Bymisjon Bergen", role_title="Daglig leder", organization_size="",
+    )
+
+    page = board(staff_client)
+
+    web_card = card(page, web["id"])
+    assert f'data-lead-id="{web["id"]}"' in web_card
+    assert "LHL Hjerneslag" in web_card
+    assert "Kari Nordmann · Koordinator" in web_card
+    assert "51–200 personer · Nettsiden" in web_card
+    assert "under en time i «Ny»" in web_card
+    assert f'href="/pipeline/leads/{web["id"]}"' in web_card
+    phone_card = card(page, phoned)
+    assert "Ola Hansen · Daglig leder" in phone_card
+    assert "Størrelse ukjent · Telefon" in phone_card
+    assert columns(page)["new"] == [str(phoned), str(web["id"])]  # newest first
+
+
+def test_time_in_status_counts_from_the_last_move(app, staff_client):
+    lead = make_lead(app)
+    with app.app_context():
+        db.session.execute(
+            sa.update(Lead).where(Lead.id == lead["id"]).values(status_changed_at=utcnow() - timedelta(days=3, hours=2))
+        )
+        db.session.commit()
+
+    assert "3 dager i «Ny»" in card(board(staff_client), lead["id"])
+
+
+def test_a_rebooked_lead_carries_a_badge_with_its_booking_count(app, staff_client):
+    once = make_lead(app, email="en.gang@eksempel.no")
+    make_lead(app)
+    twice = make_lead(app, notes="Vi booker igjen.")
+
+    page = board(staff_client)
+
+    assert "Booket 2 ganger" in card(page, twice["id"])
+    assert "Booket" not in card(page, once["id"])
+
+
+def test_a_card_shows_whether_its_confirmation_is_pending_sent_or_failing(app, staff_client, smtp_server):
+    pending = make_lead(app, email="venter@eksempel.no")
+    sent = make_lead(app, email="sendt@eksempel.no")
+    failing = make_lead(app, email="feiler@eksempel.no")
+    unconfirmed = staff_created(app, "event", email="messe@eksempel.no")
+    with app.app_context():
+        confirmations.dispatch_confirmation(sent["booking_id"])
+    assert run_jobs(app) == 1
+    smtp_server.fail_with = "451 4.3.0 Try again later"
+    with app.app_context():
+        confirmations.dispatch_confirmation(failing["booking_id"])
+    assert run_jobs(app) == 1
+
+    page = board(staff_client)
+
+    assert "Bekreftelse venter" in card(page, pending["id"])
+    assert "Bekreftelse sendt" in card(page, sent["id"])
+    failing_card = card(page, failing["id"])
+    assert "Bekreftelse feiler" in failing_card
+    assert "lead-card--mail-failing" in failing_card
+    assert "451" in failing_card  # the last error, as a tooltip
+    assert "Bekreftelse" not in card(page, unconfirmed)
+
+
+# --- counts, search and filters --------------------------------------------------------------------
+
+
+def test_column_counts_match_the_leads_in_each_status(app, staff_client, staff_user):
+    ids = [make_lead(app, email=f"lead{n}@eksempel.no")["id"] for n in range(7)]
+    for lead_id, status, reason in [
+        (ids[0], "contacted", None),
+        (ids[1], "contacted", None),
+        (ids[2], "qualified", None),
+        (ids[3], "converted", None),
+        (ids[4], "lost", "price"),
+    ]:
+        move_lead(app, lead_id, status, staff_user["id"], reason)
+
+    page = board(staff_client)
+
+    expected = {"new": 2, "contacted": 2, "qualified": 1, "demo_scheduled": 0, "converted": 1, "lost": 1}
+    assert counts(page) == expected
+    assert {status: len(cards) for status, cards in columns(page).items()} == expected
+    assert columns(page)["lost"] == [str(ids[4])]
+
+
+@pytest.fixture
+def mixed_leads(app, staff_user):
+    """Four leads that differ in name, email, organization, size, source, status and age."""
+    kari = make_lead(app)["id"]
+    ola = make_lead(
+        app, first_name="Ola", last_name="Hansen", email="ola@bymisjon.no",
+        organization_name="Kirkens Bymisjon Bergen", organization_size="1-10",
+    )["id"]
+    ingrid = staff_created(
+        app, "phone", first_name="Ingrid", last_name="Berg", email="ingrid@rodekors.no",
+        organization_name="Frivilligsentralen Tromsø", organization_size="201-1000",
+    )
+    per = make_lead(
+        app, first_name="Per", last_name="Lund", email="per@gammel.no", organization_name="Gammel Forening"
+    )["id"]
+    move_lead(app, ola, "contacted", staff_user["id"])
+    with app.app_context():
+        old = utcnow() - timedelta(days=30)
+        db.session.execute(sa.update(Lead).where(Lead.id == per).values(created_at=old))
+        db.session.commit()
+    return {"kari": str(kari), "ola": str(ola), "ingrid": str(ingrid), "per": str(per)}
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        ({"q": "bymisjon"}, {"ola"}),  # organization
+        ({"q": "KARI nordmann"}, {"kari"}),  # full name, any case
+        ({"q": "rodekors"}, {"ingrid"}),  # email
+        ({"q": "  berg  "}, {"ola", "ingrid"}),  # "Bergen" and "Berg"; spaces trimmed
+        ({"source": "phone"}, {"ingrid"}),
+        ({"organization_size": "1-10"}, {"ola"}),
+        ({"period": "7d"}, {"kari", "ola", "ingrid"}),
+        ({"q": "berg", "source": "website"}, {"ola"}),
+        ({"q": "100%_"}, set()),  # LIKE wildcards are taken literally
+    ],
+)
+def test_search_and_filters_narrow_cards_and_counts_alike(staff_client, mixed_leads, args, expected):
+    page = board(staff_client, **args)
+
+    shown = {name for name, lead_id in mixed_leads.items() if f'data-lead-id="{lead_id}"' in page}
+    assert shown == expected
+    per_column = {status: len(cards) for status, cards in columns(page).items()}
+    assert counts(page) == per_column
+    assert sum(counts(page).values()) == len(expected)
+
+
+@pytest.mark.parametrize("typed", ["Øyvind", "øyvind", "ØYVIND", "sæther"])
+def test_search_finds_names_with_norwegian_letters_in_any_case(app, staff_client, typed):
+    lead = make_lead(app, first_name="Øyvind", last_name="Sæther", email="oyvind@eksempel.no")["id"]
+    make_lead(app, email="annen@eksempel.no")
+
+    page = board(staff_client, q=typed)
+
+    assert columns(page)["new"] == [str(lead)]
+    assert counts(page)["new"] == 1
+
+
+def test_the_filter_form_and_export_link_reflect_the_current_search(staff_client, mixed_leads):
+    page = board(staff_client, q="berg", source="phone", period="30d")
+
+    assert 'name="q" value="berg"' in page
+    assert '<option value="phone" selected>' in page
+    assert '<option value="30d" selected>' in page
+    link = urlsplit(export_link(page))
+    assert link.path == "/pipeline/leads.csv"
+    assert parse_qs(link.query) == {"q": ["berg"], "source": ["phone"], "period": ["30d"]}
+
+
+def test_an_htmx_request_gets_only_the_board_fragment_with_the_export_link_out_of_band(staff_client, mixed_leads):
+    response = staff_client.get("/pipeline", query_string={"q": "bymisjon"}, headers=HTMX)
+
+    assert response.status_code == 200
+    body = response.get_data(as_text=True)
+    assert "<html" not in body and "<body" not in body and "board-filters" not in body
+    assert body.lstrip().startswith('<div id="board"')
+    assert columns(body)["contacted"] == [mixed_leads["ola"]]
+    assert re.search(r'<a id="export-link" hx-swap-oob="true" href="/pipeline/leads.csv\?q=bymisjon"', body)
+    assert "HX-Request" in response.headers["Vary"]
+
+
+def test_unknown_filter_values_are_ignored_rather_than_failing(staff_client, mixed_leads):
+    response = staff_client.get(
+        "/pipeline",
+        query_string={"source": "fax", "organization_size": "999", "period": "forever", "bogus": "1"},
+    )
+
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert sum(counts(page).values()) == 4
+    assert export_link(page) == "/pipeline/leads.csv"
+
+
+def test_an_overlong_search_is_cut_not_refused(staff_client, mixed_leads):
+    response = staff_client.get("/pipeline", query_string={"q": "x" * 5000})
+
+    assert response.status_code == 200
+    assert 'value="' + "x" * 100 + '"' in response.get_data(as_text=True)
+
+
+# --- paging ----------------------------------------------------------------------------------------
+
+
+def more_url(page: str, status: str) -> str | None:
+    match = re.search(rf'hx-get="(/pipeline/columns/{status}\?[^"]+)"', page)
+    return html.unescape(match.group(1)) if match else None
+
+
+def test_each_column_shows_its_newest_50_and_vis_flere_loads_the_rest(app, staff_client):
+    ids = [str(make_lead(app, email=f"lead{n:02d}@eksempel.no")["id"]) for n in range(55)]
+    newest_first = list(reversed(ids))
+
+    page = board(staff_client)
+
+    assert columns(page)["new"] == newest_first[:50]
+    assert counts(page)["new"] == 55
+    assert "Vis flere" in page
+    url = more_url(page, "new")
+    more = staff_client.get(url, headers=HTMX)
+    assert more.status_code == 200
+    rest = more.get_data(as_text=True)
+    assert re.findall(r'data-lead-id="([^"]+)"', rest) == newest_first[50:]
+    assert "Vis flere" not in rest and "<html" not in rest
+
+
+def test_vis_flere_keeps_the_search(app, staff_client):
+    for n in range(53):
+        make_lead(app, email=f"bydel{n:02d}@eksempel.no", organization_name=f"Bydel Frogner {n:02d}")
+    for n in range(3):
+        make_lead(app, email=f"annen{n}@eksempel.no", organization_name=f"Annen forening {n}")
+
+    page = board(staff_client, q="frogner")
+
+    assert len(columns(page)["new"]) == 50
+    assert counts(page)["new"] == 53
+    url = more_url(page, "new")
+    assert parse_qs(urlsplit(url).query)["q"] == ["frogner"]
+    rest = staff_client.get(url, headers=HTMX).get_data(as_text=True)
+    assert len(re.findall(r'data-lead-id="', rest)) == 3
+    assert "Annen forening" not in rest
+
+
+def test_a_column_with_50_or_fewer_cards_has_no_vis_flere(app, staff_client):
+    for n in range(3):
+        make_lead(app, email=f"lead{n}@eksempel.no")
+
+    assert "Vis flere" not in board(staff_client)
+
+
+@pytest.mark.parametrize(
+    "path, status",
+    [
+        ("/pipeline/columns/archived", 404),
+        ("/pipeline/columns/new?cursor=not-a-cursor", 200),
+        ("/pipeline/columns/new?cursor=2024-01-01T00:00:00%2B00:00|not-a-uuid", 200),
+        ("/pipeline/columns/new?cursor=2024-01-01T00:00:00|00000000-0000-4000-8000-000000000001", 200),
+    ],
+)
+def test_load_more_with_a_bad_status_or_cursor_does_not_fail(app, staff_client, path, status):
+    make_lead(app)
+
+    assert staff_client.get(path, headers=HTMX).status_code == status
+
+
+# --- the board's cost ------------------------------------------------------------------------------
+
+
+def statements_during(app, client, url: str) -> tuple[list[str], str]:
+    with app.app_context():
+        engine = db.engine
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        seen.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        response = client.get(url)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+    assert response.status_code == 200
+    return seen, response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("url", ["/pipeline", "/pipeline?source=website&q=e"])
+def test_the_board_costs_the_same_number_of_queries_with_10_or_200_leads(app, staff_client, url):
+    make_lead(app)  # a website lead whose name matches the search, whatever the random demo data holds
+    with app.app_context():
+        demo_data.create_demo_leads(9, seed=1)
+    staff_client.get(url)  # warm up the connection pool
+    small, _ = statements_during(app, staff_client, url)
+
+    with app.app_context():
+        demo_data.create_demo_leads(190, seed=2)
+    large, page = statements_during(app, staff_client, url)
+
+    assert len(large) == len(small), "\n---\n".join(large)
+    assert len(small) <= 8
+    if url == "/pipeline":
+        assert max(len(cards) for cards in columns(page).values()) == 50  # the cap is reached
+
+
+# --- the poll --------------------------------------------------------------------------------------
+
+
+def poll_url(page: str) -> str:
+    return html.unescape(re.search(r'<div id="board-poll" hidden[^>]*hx-get="([^"]+)"', page).group(1))
+
+
+def test_the_poll_brings_a_new_booking_with_fresh_counts_and_a_new_poller(app, staff_client):
+    earlier = make_lead(app, email="tidligere@eksempel.no")
+    url = poll_url(board(staff_client))
+    booked = make_lead(app, email="ny@eksempel.no", organization_name="Ny Forening Hamar")
+
+    response = staff_client.get(url, headers=HTMX)
+
+    assert response.status_code == 200
+    body = response.get_data(as_text=True)
+    assert f'<li id="card-{booked["id"]}" hx-swap-oob="delete"></li>' in body
+    assert '<ol hx-swap-oob="afterbegin:#cards-new">' in body
+    assert "Ny Forening Hamar" in card(body, booked["id"])
+    assert str(earlier["id"]) not in body
+    assert '<span id="count-new" class="count" hx-swap-oob="true">' in body
+    assert counts(body)["new"] == 2
+    next_url = poll_url(body)
+    assert 'id="board-poll" hidden hx-swap-oob="true"' in body
+    assert next_url != url
+    quiet = staff_client.get(next_url, headers=HTMX).get_data(as_text=True)
+    assert "lead-card" not in quiet
+
+
+def test_the_poll_moves_a_card_a_colleague_moved(app, staff_client, staff_user):
+    lead = make_lead(app)
+    url = poll_url(board(staff_client))
+    move_lead(app, lead["id"], "qualified", staff_user["id"])
+
+    body = staff_client.get(url, headers=HTMX).get_data(as_text=True)
+
+    assert f'<li id="card-{lead["id"]}" hx-swap-oob="delete"></li>' in body
+    assert '<ol hx-swap-oob="afterbegin:#cards-qualified">' in body
+    assert counts(body) == {**dict.fromkeys(STATUSES, 0), "qualified": 1}
+
+
+def test_the_poll_respects_the_search(app, staff_client):
+    url = poll_url(board(staff_client, q="bymisjon"))
+    make_lead(app)  # Kari at LHL: not what the board is searching for
+    wanted = make_lead(app, email="ola@bymisjon.no", organization_name="Kirkens Bymisjon")
+
+    body = staff_client.get(url, headers=HTMX).get_data(as_text=True)
+
+    assert re.findall(r'data-lead-id="([^"]+)"', body) == [str(wanted["id"])]
+    assert counts(body)["new"] == 1
+    assert "q=bymisjon" in poll_url(body)
+
+
+@pytest.mark.parametrize("since", ["garbage", "2024-01-01T00:00:00", ""])
+def test_the_poll_with_a_malformed_or_naive_since_does_not_fail(app, staff_client, since):
+    make_lead(app)
+
+    response = staff_client.get("/pipeline/changes", query_string={"since": since}, headers=HTMX)
+
+    assert response.status_code == 200
+
+
+# --- staff pages in general ------------------------------------------------------------------------
+
+
+def test_the_board_sends_no_store_turns_off_htmx_history_and_carries_the_csrf_header(staff_client):
+    response = staff_client.get("/pipeline")
+
+    assert response.headers["Cache-Control"] == "no-store"
+    page = response.get_data(as_text=True)
+    assert re.search(r'<body hx-headers=\'\{"X-CSRFToken": "[^"]+"\}\' hx-history="false">', page)
+    assert '<meta name="robots" content="noindex, nofollow">' in page
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/pipeline?q=kari",
+        "/pipeline/columns/new",
+        "/pipeline/changes",
+        "/pipeline/leads.csv",
+        "/pipeline/leads/{id}",
+        "/pipeline/leads/new",
+    ],
+)
+@pytest.mark.parametrize("htmx", [False, True], ids=["plain", "htmx"])
+def test_every_staff_page_and_fragment_is_never_cached(app, staff_client, path, htmx):
+    lead = make_lead(app)
+
+    response = staff_client.get(path.format(id=lead["id"]), headers=HTMX if htmx else {})
+
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    body = response.get_data(as_text=True)
+    if "<body" in body:
+        assert 'hx-history="false"' in body
