@@ -6,6 +6,7 @@ restarts: when RQ's loop gives up on a dead connection we wait and start a fresh
 """
 
 import logging
+import os
 import signal
 import threading
 
@@ -15,6 +16,7 @@ from rq.exceptions import StopRequested
 
 from meander_site import create_app
 from meander_site.confirmations import confirmation_queue, redis_connection, sweep_due_confirmations
+from meander_site.extensions import db
 
 log = logging.getLogger("meander.worker")
 RECONNECT_DELAY_SECONDS = 2
@@ -77,8 +79,16 @@ def run_worker(app, stop: Stop) -> None:
             stop.event.wait(RECONNECT_DELAY_SECONDS)
 
 
+def keep_pool_out_of_forks(app) -> None:
+    """RQ's scheduler runs in a forked process: it must never use (or close) the parent's pooled sockets."""
+    with app.app_context():
+        engine = db.engine
+    os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
+
+
 def main() -> None:
     app = create_app()
+    keep_pool_out_of_forks(app)
     stop = Stop()
     install_signal_handlers(stop)
     sweeper = threading.Thread(target=sweep_forever, args=(app, stop), name="confirmation-sweep", daemon=True)

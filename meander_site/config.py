@@ -69,6 +69,8 @@ class Config:
         # A booking's mail becomes the sweep's business this long after the booking, if still unsent.
         self.CONFIRMATION_SWEEP_GRACE_SECONDS = float(os.environ.get("CONFIRMATION_SWEEP_GRACE_SECONDS") or 60)
         self.CONFIRMATION_RETRY_INTERVALS = [15, 60, 300, 900, 3600]
+        # A worker killed mid-send releases the mail after this; keep it above MAIL_TIMEOUT_SECONDS.
+        self.CONFIRMATION_SEND_LEASE_SECONDS = float(os.environ.get("CONFIRMATION_SEND_LEASE_SECONDS") or 90)
 
         self.LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT") or "10 per 15 minutes"
         self.STAFF_SESSION_HOURS = float(os.environ.get("STAFF_SESSION_HOURS") or 12)

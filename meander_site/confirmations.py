@@ -26,10 +26,13 @@ from .models import Booking, Lead, utcnow
 
 log = logging.getLogger(__name__)
 
-# A send lease longer than the SMTP timeout: a second job waits it out instead of sending again.
-SEND_LEASE = timedelta(seconds=90)
 MAX_SWEEP_BACKOFF = timedelta(hours=1)
 SWEEP_BATCH_SIZE = 500
+
+
+def send_lease() -> timedelta:
+    """How long a job holds a booking's mail: longer than an SMTP timeout, so a second job waits it out."""
+    return timedelta(seconds=current_app.config["CONFIRMATION_SEND_LEASE_SECONDS"])
 
 
 def retry_intervals() -> list[int]:
@@ -121,7 +124,7 @@ def _claim(booking_id: uuid.UUID) -> bool:
             Booking.confirmation_sent_at.is_(None),
             sa.or_(Booking.confirmation_claimed_until.is_(None), Booking.confirmation_claimed_until < now),
         )
-        .values(confirmation_claimed_until=now + SEND_LEASE, confirmation_attempts=Booking.confirmation_attempts + 1)
+        .values(confirmation_claimed_until=now + send_lease(), confirmation_attempts=Booking.confirmation_attempts + 1)
     ).rowcount
     db.session.commit()
     return claimed == 1
@@ -248,7 +251,7 @@ def _take_and_enqueue(booking_id: uuid.UUID, due_before) -> int:
             Booking.confirmation_due_at <= due_before,
         )
         # Until the job has had its chance, no other sweep takes this booking; a lost job is taken again later.
-        .values(confirmation_due_at=utcnow() + SEND_LEASE + timedelta(seconds=retry_intervals()[0]))
+        .values(confirmation_due_at=utcnow() + send_lease() + timedelta(seconds=retry_intervals()[0]))
     ).rowcount
     db.session.commit()
     if taken != 1:
