@@ -39,10 +39,10 @@ def sweep_forever(app, stop: Stop) -> None:
             try:
                 count = sweep_due_confirmations()
                 if count:
-                    log.info("sweep re-enqueued %d confirmation(s)", count)
+                    log.info("sweep re-enqueued confirmations", extra={"event": "mail_sweep_requeued", "count": count})
             except Exception:
                 # A database or Redis outage must not end the sweep; the next round tries again.
-                log.exception("confirmation sweep failed")
+                log.exception("confirmation sweep failed", extra={"event": "mail_sweep_failed"})
 
 
 class ConfirmationWorker(SimpleWorker):
@@ -53,6 +53,12 @@ class ConfirmationWorker(SimpleWorker):
     def request_stop(self, signum, frame):
         self.stop.request()
         super().request_stop(signum, frame)
+
+    def _install_signal_handlers(self):
+        super()._install_signal_handlers()
+        # A signal that came while RQ was still starting up reached our handler, not RQ's.
+        if self.stop.event.is_set():
+            self._stop_requested = True
 
 
 def install_signal_handlers(stop: Stop) -> None:
@@ -79,16 +85,24 @@ def run_worker(app, stop: Stop) -> None:
             stop.event.wait(RECONNECT_DELAY_SECONDS)
 
 
-def keep_pool_out_of_forks(app) -> None:
-    """RQ's scheduler runs in a forked process: it must never use (or close) the parent's pooled sockets."""
+def prepare_forks(app) -> None:
+    """RQ's scheduler runs in a forked process. It must never use (or close) the parent's pooled sockets,
+    and a SIGTERM that reaches it before RQ installs its handlers must end it, not set our stop flag
+    (the parent waits for it to exit)."""
     with app.app_context():
         engine = db.engine
-    os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
+
+    def in_child():
+        engine.dispose(close=False)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    os.register_at_fork(after_in_child=in_child)
 
 
 def main() -> None:
     app = create_app()
-    keep_pool_out_of_forks(app)
+    prepare_forks(app)
     stop = Stop()
     install_signal_handlers(stop)
     sweeper = threading.Thread(target=sweep_forever, args=(app, stop), name="confirmation-sweep", daemon=True)
