@@ -109,7 +109,11 @@ def test_booking_during_redis_outage_is_mailed_after_redis_returns_and_worker_su
     assert len(smtp_server.messages()) == 3, "nothing was sent twice"
 
 
-def test_worker_stops_cleanly_on_sigterm(app, own_redis, start_worker):
+def worker_log(scratch_dir) -> str:
+    return "\n".join(path.read_text()[-4000:] for path in sorted(scratch_dir.glob("worker-*.log")))
+
+
+def test_worker_stops_cleanly_on_sigterm(app, own_redis, start_worker, scratch_dir):
     worker = start_worker(own_redis.url)
     connection = Redis.from_url(own_redis.url, socket_timeout=2)
     deadline = time.monotonic() + 20
@@ -119,5 +123,9 @@ def test_worker_stops_cleanly_on_sigterm(app, own_redis, start_worker):
 
     worker.send_signal(signal.SIGTERM)
 
-    assert worker.wait(timeout=15) == 0
+    try:
+        exit_code = worker.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the worker ignored SIGTERM; its log:\n" + worker_log(scratch_dir))
+    assert exit_code == 0
     assert Worker.all(connection=connection) == []
