@@ -16,6 +16,7 @@ from rq.exceptions import StopRequested
 
 from meander_site import create_app
 from meander_site.confirmations import confirmation_queue, redis_connection, sweep_due_confirmations
+from meander_site.embedded import die_with_parent
 from meander_site.extensions import db
 
 log = logging.getLogger("meander.worker")
@@ -93,6 +94,7 @@ def prepare_forks(app) -> None:
         engine = db.engine
 
     def in_child():
+        die_with_parent()  # a SIGKILLed worker must not leave its scheduler holding the lock forever
         engine.dispose(close=False)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)

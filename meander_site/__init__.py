@@ -1,12 +1,10 @@
 """Meander's sales site: the application factory, assembled from small steps."""
 
-import logging
-
 import sqlalchemy as sa
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import formatting
+from . import formatting, logging_setup, security
 from .config import INSTANCE_DIR, PROJECT_ROOT, Config, refuse_unsafe_production
 from .extensions import csrf, db, limiter, login_manager, mail, migrate
 
@@ -34,8 +32,7 @@ def create_app(config: dict | None = None) -> Flask:
 
 
 def configure_logging(app: Flask) -> None:
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging_setup.configure_logging(app.config["LOG_FORMAT"], app.config["LOG_LEVEL"])
 
 
 def trust_proxies(app: Flask) -> None:
@@ -82,12 +79,14 @@ def _unicode_lower(value):
 
 def register_blueprints(app: Flask) -> None:
     from .auth import bp as auth_bp
+    from .ops import bp as ops_bp
     from .pipeline import bp as pipeline_bp
     from .public import bp as public_bp
 
     app.register_blueprint(public_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(pipeline_bp)
+    app.register_blueprint(ops_bp)
     if app.config["MAIL_SINK_DIR"] and app.config["ENV_NAME"] != "production":
         from .devmail import bp as devmail_bp
 
@@ -106,6 +105,8 @@ def register_response_headers(app: Flask) -> None:
         # Pages and their htmx fragments share URLs; caches must keep them apart.
         response.vary.add("HX-Request")
         return response
+
+    security.register(app)
 
 
 def register_commands(app: Flask) -> None:

@@ -48,6 +48,9 @@ class Config:
         self.REDIS_URL = os.environ.get("REDIS_URL") or default_redis_url()
         self.SITE_URL = (os.environ.get("SITE_URL") or "http://127.0.0.1:{}".format(env_int("PORT", 5000))).rstrip("/")
         self.TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+        # "json": one JSON object per line on stderr, for a log pipeline; anything else: readable lines.
+        self.LOG_FORMAT = (os.environ.get("LOG_FORMAT") or "text").strip().lower()
+        self.LOG_LEVEL = (os.environ.get("LOG_LEVEL") or "INFO").strip().upper()
 
         self.MAIL_SERVER = os.environ.get("MAIL_SERVER") or "127.0.0.1"
         self.MAIL_PORT = env_int("MAIL_PORT", 8025)
@@ -61,8 +64,8 @@ class Config:
         self.MAIL_SINK_DIR = os.environ.get("MAIL_SINK_DIR") or None
 
         # Network clients never wait long: a slow Redis must not stall a booking.
-        self.REDIS_CONNECT_TIMEOUT_SECONDS = float(os.environ.get("REDIS_CONNECT_TIMEOUT_SECONDS") or 0.5)
-        self.REDIS_SOCKET_TIMEOUT_SECONDS = float(os.environ.get("REDIS_SOCKET_TIMEOUT_SECONDS") or 0.5)
+        self.REDIS_CONNECT_TIMEOUT_SECONDS = float(os.environ.get("REDIS_CONNECT_TIMEOUT_SECONDS") or 0.25)
+        self.REDIS_SOCKET_TIMEOUT_SECONDS = float(os.environ.get("REDIS_SOCKET_TIMEOUT_SECONDS") or 0.25)
         self.RQ_QUEUE_NAME = os.environ.get("RQ_QUEUE_NAME") or "confirmations"
         # How often the worker looks for confirmations that are due and unsent.
         self.CONFIRMATION_SWEEP_SECONDS = float(os.environ.get("CONFIRMATION_SWEEP_SECONDS") or 30)
@@ -92,6 +95,10 @@ class Config:
         self.SESSION_COOKIE_HTTPONLY = True
         self.SESSION_COOKIE_SAMESITE = "Lax"
         self.SESSION_COOKIE_SECURE = self.SITE_URL.startswith("https://")
+        # Flask-Login's remember-me cookie (not used today) gets the same protection should it ever be.
+        self.REMEMBER_COOKIE_HTTPONLY = True
+        self.REMEMBER_COOKIE_SAMESITE = "Lax"
+        self.REMEMBER_COOKIE_SECURE = self.SESSION_COOKIE_SECURE
 
     def as_dict(self) -> dict:
         return {key: getattr(self, key) for key in vars(self) if key.isupper()}

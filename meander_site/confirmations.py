@@ -9,6 +9,7 @@ import functools
 import logging
 import smtplib
 import ssl
+import time
 import uuid
 from datetime import timedelta
 
@@ -19,7 +20,7 @@ from redis import Redis
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry as RedisRetry
-from rq import Queue, Retry
+from rq import Queue, Retry, get_current_job
 
 from .extensions import db
 from .models import Booking, Lead, utcnow
@@ -52,13 +53,16 @@ def redis_connection(socket_timeout: float | None = None) -> Redis:
     )
 
 
-def confirmation_queue(connection: Redis | None = None) -> Queue:
+def shared_redis() -> Redis:
+    """This app's fail-fast client, made once: requests and readiness probes reuse its connection pool."""
     extension = current_app.extensions.setdefault("meander_redis", {})
-    if connection is None:
-        connection = extension.get("connection")
-        if connection is None:
-            connection = extension["connection"] = redis_connection()
-    return Queue(current_app.config["RQ_QUEUE_NAME"], connection=connection)
+    if extension.get("connection") is None:
+        extension["connection"] = redis_connection()
+    return extension["connection"]
+
+
+def confirmation_queue(connection: Redis | None = None) -> Queue:
+    return Queue(current_app.config["RQ_QUEUE_NAME"], connection=connection or shared_redis())
 
 
 def job_id_for(booking_id: uuid.UUID, attempt_marker: str = "") -> str:
@@ -67,23 +71,38 @@ def job_id_for(booking_id: uuid.UUID, attempt_marker: str = "") -> str:
 
 def dispatch_confirmation(booking_id: uuid.UUID) -> bool:
     """Enqueue the mail for a committed booking. Never raises: with Redis down the sweep sends it later."""
-    return _enqueue(booking_id, job_id_for(booking_id))
+    return _enqueue(booking_id, job_id_for(booking_id), trigger="booking")
 
 
-def _enqueue(booking_id: uuid.UUID, job_id: str) -> bool:
+def _enqueue(booking_id: uuid.UUID, job_id: str, trigger: str) -> bool:
+    fields = {"booking_id": str(booking_id), "job_id": job_id, "trigger": trigger}
     try:
         confirmation_queue().enqueue(
             send_confirmation,
             str(booking_id),
             job_id=job_id,
             retry=Retry(max=len(retry_intervals()), interval=retry_intervals()),
-            result_ttl=300,
+            result_ttl=0,  # nothing reads a job's result: the booking row records the outcome
             failure_ttl=7 * 24 * 3600,
         )
     except RedisError as error:
-        log.warning("confirmation not enqueued, a later sweep retries: booking=%s error=%s", booking_id, error)
+        log.warning(
+            "confirmation not enqueued, a later sweep retries",
+            extra={"event": "mail_enqueue_failed", **fields, "error": type(error).__name__},
+        )
         return False
+    log.info("confirmation enqueued", extra={"event": "mail_enqueued", **fields})
     return True
+
+
+class ConfirmationNotSent(Exception):
+    """What a failed send raises to RQ: SMTP errors can quote the recipient's address, this never does."""
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    # Built once per process: loading the CA bundle costs more CPU than sending a mail.
+    return ssl.create_default_context()
 
 
 class SMTPConnection(Connection):
@@ -92,16 +111,79 @@ class SMTPConnection(Connection):
     def configure_host(self):
         settings = self.mail
         timeout = current_app.config["MAIL_TIMEOUT_SECONDS"]
-        context = ssl.create_default_context()
         if settings.use_ssl:
-            host = smtplib.SMTP_SSL(settings.server, settings.port, timeout=timeout, context=context)
+            host = smtplib.SMTP_SSL(settings.server, settings.port, timeout=timeout, context=tls_context())
         else:
             host = smtplib.SMTP(settings.server, settings.port, timeout=timeout)
         if settings.use_tls:
-            host.starttls(context=context)
+            host.starttls(context=tls_context())
         if settings.username and settings.password:
             host.login(settings.username, settings.password)
         return host
+
+    def __exit__(self, exc_type, exc_value, traceback):
+        host, self.host = self.host, None
+        if host is None:
+            return
+        try:
+            host.quit()
+        except (smtplib.SMTPException, OSError):
+            # The server has the mail once DATA was accepted: a failed goodbye must not make it a failed
+            # send (and be sent again), nor hide the real error of a send that did fail.
+            host.close()
+
+
+class Outbox:
+    """The worker's SMTP session, kept open between jobs: connecting (and a TLS handshake) for every
+    mail costs more than the mail. A session the server dropped while idle is replaced once; any
+    other failure closes it, and the job's failure path takes over."""
+
+    IDLE_SECONDS = 20  # servers commonly drop idle sessions after 30–300 s
+
+    def __init__(self) -> None:
+        self.connection: SMTPConnection | None = None
+        self.settings: tuple | None = None
+        self.last_used = 0.0
+
+    def send(self, message: Message) -> None:
+        settings = current_app.extensions["mail"]
+        key = (settings.server, settings.port, settings.username, settings.use_tls, settings.use_ssl)
+        if self.connection is not None and (key != self.settings or self._idle_too_long()):
+            self.close()
+        may_reconnect = self.connection is not None
+        while True:
+            if self.connection is None:
+                self._open(settings, key)
+            try:
+                self.connection.send(message)
+            except smtplib.SMTPServerDisconnected:
+                self.close()
+                if not may_reconnect:
+                    raise
+                may_reconnect = False  # the server hung up while we idled; nothing was sent yet
+                continue
+            except BaseException:
+                self.close()
+                raise
+            self.last_used = time.monotonic()
+            return
+
+    def _open(self, settings, key) -> None:
+        connection = SMTPConnection(settings)
+        connection.host = connection.configure_host()
+        self.connection, self.settings = connection, key
+
+    def _idle_too_long(self) -> bool:
+        return time.monotonic() - self.last_used > self.IDLE_SECONDS
+
+    def close(self) -> None:
+        connection, self.connection = self.connection, None
+        if connection is not None:
+            connection.__exit__(None, None, None)
+
+
+# One per process: the worker runs one job at a time (SimpleWorker), and web processes never send.
+outbox = Outbox()
 
 
 def build_confirmation(lead: Lead, booking: Booking) -> Message:
@@ -182,26 +264,38 @@ def _send_confirmation(booking_id: uuid.UUID) -> str:
         if booking is None:  # erased between enqueue and run
             return "gone"
         lead = booking.lead
+        # Ids and counts only: SMTP errors can quote the recipient's address, so only their class is logged.
+        fields = {"lead_id": str(lead.id), "booking_id": str(booking.id), "attempt": booking.confirmation_attempts}
+        if booking.confirmation_attempts > 1:
+            log.info("confirmation retried", extra={"event": "mail_retried", **fields})
         try:
-            message = build_confirmation(lead, booking)
-            with SMTPConnection(current_app.extensions["mail"]) as connection:
-                connection.send(message)
+            outbox.send(build_confirmation(lead, booking))
         except Exception as error:
             log.error(
-                "confirmation failed: lead=%s booking=%s attempt=%s error=%s: %s",
-                lead.id,
-                booking.id,
-                booking.confirmation_attempts,
-                type(error).__name__,
-                error,
+                "confirmation failed",
+                extra={
+                    "event": "mail_failed",
+                    **fields,
+                    "error": type(error).__name__,
+                    "smtp_code": getattr(error, "smtp_code", None),
+                    **_retry_plan(),
+                },
             )
             _record_failure(booking, error)
-            raise
+            # RQ logs and stores what the job raised: give it the class, not the text (kept on the booking).
+            raise ConfirmationNotSent(f"{type(error).__name__} (lead {lead.id}, attempt {fields['attempt']})") from None
         _record_sent(booking)
-        log.info("confirmation sent: lead=%s booking=%s", lead.id, booking.id)
+        log.info("confirmation sent", extra={"event": "mail_sent", **fields})
         return "sent"
     finally:
         db.session.remove()
+
+
+def _retry_plan() -> dict:
+    """Who tries again after a failure: RQ while the job has retries left, the sweep after that."""
+    job = get_current_job()
+    retries_left = job.retries_left if job is not None else None
+    return {"retries_left": retries_left, "retry_by": "rq" if retries_left else "sweep"}
 
 
 def sweep_due_confirmations(limit: int = SWEEP_BATCH_SIZE) -> int:
@@ -217,7 +311,7 @@ def sweep_due_confirmations(limit: int = SWEEP_BATCH_SIZE) -> int:
     db.session.rollback()
     enqueued = 0
     for booking_id in due_ids:
-        enqueued += _take_and_enqueue(booking_id, due_before=now)
+        enqueued += _take_and_enqueue(booking_id, due_before=now, trigger="sweep")
     return enqueued
 
 
@@ -228,7 +322,9 @@ def retry_pending() -> int:
         sa.select(Booking.id).where(Booking.confirmation_sent_at.is_(None))
     ).scalars().all()
     db.session.rollback()
-    return sum(_take_and_enqueue(booking_id, due_before=far_future) for booking_id in pending_ids)
+    return sum(
+        _take_and_enqueue(booking_id, due_before=far_future, trigger="retry_pending") for booking_id in pending_ids
+    )
 
 
 def send_now(booking_id: uuid.UUID) -> bool:
@@ -239,10 +335,10 @@ def send_now(booking_id: uuid.UUID) -> bool:
         .values(confirmation_due_at=utcnow())
     )
     db.session.commit()
-    return _take_and_enqueue(booking_id, due_before=utcnow()) == 1
+    return _take_and_enqueue(booking_id, due_before=utcnow(), trigger="staff") == 1
 
 
-def _take_and_enqueue(booking_id: uuid.UUID, due_before) -> int:
+def _take_and_enqueue(booking_id: uuid.UUID, due_before, trigger: str) -> int:
     taken = db.session.execute(
         sa.update(Booking)
         .where(
@@ -257,7 +353,7 @@ def _take_and_enqueue(booking_id: uuid.UUID, due_before) -> int:
     if taken != 1:
         return 0
     # A fresh job id: the original job may still sit in RQ's failed registry.
-    if not _enqueue(booking_id, job_id_for(booking_id, f"-sweep-{uuid.uuid4().hex[:8]}")):
+    if not _enqueue(booking_id, job_id_for(booking_id, f"-sweep-{uuid.uuid4().hex[:8]}"), trigger=trigger):
         # Give it back so the next sweep tries again once Redis answers.
         db.session.execute(sa.update(Booking).where(Booking.id == booking_id).values(confirmation_due_at=utcnow()))
         db.session.commit()

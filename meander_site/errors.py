@@ -39,7 +39,10 @@ def seconds_until_retry() -> int:
 def register(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_failed(error):
-        log.info("csrf rejected: endpoint=%s reason=%s", request.endpoint, error.description)
+        log.info(
+            "csrf token rejected",
+            extra={"event": "csrf_rejected", "endpoint": request.endpoint, "reason": error.description},
+        )
         if _is_booking_post():
             return _booking_form_again(RETYPE_NOTICE, 400)
         return render_template("errors/error.html", title="Siden var utløpt",
@@ -47,7 +50,16 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(429)
     def rate_limited(error):
-        log.warning("rate limit: endpoint=%s", request.endpoint)
+        # The endpoint and the limit, never the address that hit it.
+        current = limiter.current_limit
+        log.warning(
+            "rate limit reached",
+            extra={
+                "event": "rate_limited",
+                "endpoint": request.endpoint,
+                "limit": str(current.limit) if current else None,
+            },
+        )
         if _is_booking_post():
             notice = (
                 "Du har sendt mange forespørsler på kort tid. Vi har tatt vare på det du skrev: "

@@ -1,5 +1,6 @@
 """Lead rules: validation, the email upsert, and the status pipeline. Knows nothing of HTTP."""
 
+import logging
 import unicodedata
 import uuid
 from collections.abc import Mapping
@@ -22,6 +23,8 @@ from .models import (
     new_masked_ref,
     utcnow,
 )
+
+log = logging.getLogger(__name__)
 
 DEFAULT_PHONE_REGION = "NO"
 
@@ -254,7 +257,18 @@ def book_demo(
     except Exception:
         db.session.rollback()
         raise
-    return BookingResult(lead_id=lead_id, booking_id=booking.id, masked_ref=masked_ref, booking_count=booking_count)
+    result = BookingResult(lead_id=lead_id, booking_id=booking.id, masked_ref=masked_ref, booking_count=booking_count)
+    log.info(
+        "demo rebooked" if result.is_rebooking else "demo booked",
+        extra={
+            "event": "rebooking" if result.is_rebooking else "booking",
+            "lead_id": str(lead_id),
+            "booking_id": str(booking.id),
+            "booking_count": booking_count,
+            "source": source.value,
+        },
+    )
+    return result
 
 
 def find_by_masked_ref(masked_ref: str) -> Lead | None:

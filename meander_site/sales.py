@@ -5,6 +5,7 @@ when nothing is filtered, cards from one index-backed UNION of per-column LIMIT 
 state from one query over the shown lead ids.
 """
 
+import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ from .models import (
     User,
     utcnow,
 )
+
+log = logging.getLogger(__name__)
 
 CARDS_PER_COLUMN = 50
 MAX_SEARCH_LENGTH = 100
@@ -321,7 +324,19 @@ def move(lead_id: uuid.UUID, to_status: str, by: User, details: MoveDetails = Mo
             note=details.note,
         )
     )
+    # Read before the commit expires `by`: logging must not cost a query.
+    moved_by = str(by.id)
     db.session.commit()
+    log.info(
+        "lead moved",
+        extra={
+            "event": "status_moved",
+            "lead_id": str(lead_id),
+            "from_status": current,
+            "to_status": target.value,
+            "user_id": moved_by,
+        },
+    )
     db.session.refresh(lead)
     return lead
 
@@ -395,8 +410,10 @@ def erase(lead_id: uuid.UUID, by: User) -> None:
     db.session.execute(sa.delete(LeadStatusChange).where(LeadStatusChange.lead_id == lead_id))
     db.session.execute(sa.delete(Booking).where(Booking.lead_id == lead_id))
     db.session.execute(sa.delete(Lead).where(Lead.id == lead_id))
-    db.session.add(AuditEvent(action="lead_erased", subject_id=lead_id, actor_id=by.id, at=utcnow()))
+    erased_by = by.id
+    db.session.add(AuditEvent(action="lead_erased", subject_id=lead_id, actor_id=erased_by, at=utcnow()))
     db.session.commit()
+    log.info("lead erased", extra={"event": "lead_erased", "lead_id": str(lead_id), "user_id": str(erased_by)})
 
 
 def latest_booking(lead_id: uuid.UUID) -> Booking | None:

@@ -76,9 +76,23 @@ def page(browser, live_server):
     page = context.new_page()
     errors = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+    # Anything the Content-Security-Policy blocks (an inline style htmx or Sortable set, an eval) is reported
+    # here: every test on the board also proves the board works under the site's CSP.
+    page.csp_violations = violations = []
+    context.expose_function("reportCspViolation", lambda violation: violations.append(violation))
+    context.add_init_script(CSP_VIOLATION_LISTENER)
     yield page
     context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
+    assert not page.csp_violations, f"blocked by the Content-Security-Policy: {page.csp_violations}"
+
+
+CSP_VIOLATION_LISTENER = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  const blocked = event.blockedURI || "inline";
+  window.reportCspViolation(`${event.effectiveDirective}: ${blocked} at ${event.sourceFile}:${event.lineNumber}`);
+});
+"""
 
 
 @pytest.fixture
@@ -299,3 +313,37 @@ def test_a_move_to_lost_without_a_reason_is_refused_in_the_dialog(app, staff_use
     expect(dialog).to_be_hidden()
     expect(in_column(page, "lost", lead["id"])).to_have_count(1)
     assert changes_of(app, lead["id"]) == [("new", "lost", "no_need", None)]
+
+
+def test_the_csp_blocks_inline_style_and_the_check_notices(page):
+    page.goto("/demo")
+    expect(page.get_by_role("heading", level=1)).to_be_visible()
+
+    page.evaluate("document.body.setAttribute('style', 'outline: 1px solid red')")
+
+    for _ in range(50):  # the report arrives asynchronously
+        if page.csp_violations:
+            break
+        page.wait_for_timeout(40)
+    assert [violation.split(":")[0] for violation in page.csp_violations] == ["style-src-attr"]
+    page.csp_violations.clear()  # seen: the fixture's own check must not fail on it
+
+
+def test_the_booking_form_answers_in_place_under_the_csp(app, page):
+    page.goto("/demo")
+    page.get_by_role("button", name="Send forespørsel").click()
+
+    summary = page.locator("form .error-summary")
+    expect(summary).to_be_visible()
+    expect(summary).to_be_focused()  # site.js moved focus after htmx swapped the 422 form in
+    expect(page).to_have_url(re.compile(r"/demo$"))
+
+    page.get_by_label("Fornavn").fill("Kari")
+    page.get_by_label("Etternavn").fill("Nordmann")
+    page.get_by_label("E-post").fill("kari.nordmann@lhl.no")
+    page.get_by_label("Organisasjon").fill("LHL Hjerneslag")
+    page.get_by_label("Rolle").fill("Koordinator")
+    page.get_by_role("button", name="Send forespørsel").click()
+
+    expect(page).to_have_url(re.compile(r"/confirm/"))
+    expect(page.get_by_text("LHL Hjerneslag")).to_be_visible()

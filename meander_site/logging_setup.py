@@ -1,0 +1,85 @@
+"""Log output: human-readable by default, one JSON object per line with LOG_FORMAT=json.
+
+Events carry their data as `extra` fields (event, lead_id, booking_id, ...), never in the message text,
+so both formats show them and a log pipeline can filter on them. Ids only: no emails, names, phones or
+IP addresses in the logs.
+"""
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+
+# Attributes every LogRecord has; whatever else a record carries came in through `extra`.
+_RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+# Libraries whose INFO lines carry personal data: Flask-Limiter names the limit's key on every breach (the
+# client's address, or the email tried at login). Our own rate_limited event replaces that line.
+QUIETER_LOGGERS = {"flask-limiter": logging.WARNING}
+# Marks the handler we installed, so configuring twice (several apps in one process) replaces its format.
+_OUR_HANDLER = "_meander_handler"
+
+
+def extra_fields(record: logging.LogRecord) -> dict:
+    return {key: value for key, value in vars(record).items() if key not in _RECORD_ATTRIBUTES}
+
+
+def iso_utc(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: timestamp, level, logger, message, then the record's extra fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "timestamp": iso_utc(record.created),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in extra_fields(record).items():
+            entry.setdefault(key, value)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            entry["stack"] = self.formatStack(record.stack_info)
+        # default=str: ids are UUIDs, times are datetimes; json.dumps escapes newlines, so one line each.
+        return json.dumps(entry, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    """The classic line, with the extra fields appended as key=value so nothing an event carries is lost."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        line = super().formatMessage(record)
+        fields = " ".join(f"{key}={value}" for key, value in extra_fields(record).items())
+        return f"{line} {fields}" if fields else line
+
+
+def formatter_for(log_format: str) -> logging.Formatter:
+    return JsonFormatter() if log_format == "json" else TextFormatter()
+
+
+def configure_logging(log_format: str = "text", level: str | int = "INFO") -> None:
+    """Send the root logger to stderr in the chosen format.
+
+    When something else already owns the root logger (gunicorn's logconfig_dict, pytest's capture), it
+    is left alone: gunicorn.conf.py gives gunicorn the same JSON formatter.
+    """
+    for name, quietest in QUIETER_LOGGERS.items():
+        logging.getLogger(name).setLevel(quietest)
+    root = logging.getLogger()
+    ours = [handler for handler in root.handlers if getattr(handler, _OUR_HANDLER, False)]
+    if ours:
+        handler = ours[0]
+    elif root.handlers:
+        return
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        setattr(handler, _OUR_HANDLER, True)
+        root.addHandler(handler)
+    handler.setFormatter(formatter_for(log_format))
+    root.setLevel(level if isinstance(level, int) else level.upper())

@@ -1,0 +1,44 @@
+"""Security headers on every response: pages, fragments, errors, static files and the ops endpoints.
+
+The CSP allows no inline script or style: every script and stylesheet is a file under static/, and htmx
+is configured (meta htmx-config in base.html) to need neither eval nor its injected indicator style.
+A view that sets a header itself (the confirmation page's `no-referrer`) keeps its value.
+"""
+
+from flask import Flask, current_app
+
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "connect-src 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'self'",
+        "object-src 'none'",
+    ]
+)
+# Powerful features the site never uses, switched off for it and anything it might embed.
+PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=(), payment=(), usb=()"
+HSTS = "max-age=31536000; includeSubDomains"
+
+DEFAULT_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "strict-origin-when-cross-origin",
+    "X-Frame-Options": "DENY",  # for browsers that predate frame-ancestors
+    "Permissions-Policy": PERMISSIONS_POLICY,
+}
+
+
+def register(app: Flask) -> None:
+    @app.after_request
+    def _security_headers(response):
+        for name, value in DEFAULT_HEADERS.items():
+            response.headers.setdefault(name, value)
+        # Read per request, not at start-up: HSTS follows the configured public URL, never the request.
+        if current_app.config["SITE_URL"].startswith("https://"):
+            response.headers.setdefault("Strict-Transport-Security", HSTS)
+        return response
