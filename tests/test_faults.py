@@ -1,0 +1,659 @@
+"""Fault tests on real parts: SMTP refusing and hanging, Redis refusing and black-holed, the worker killed
+mid-send, PostgreSQL restarted, two sweeps racing.
+
+Every test ends the same way: nothing lost (the lead and its booking are stored) and the prospect's
+confirmation delivered exactly once (counted in a real SMTP server, confirmation_sent_at recorded).
+The worker is the real `python worker.py`, on a Redis of its own, with short timeouts from its environment.
+"""
+
+import collections
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+from conftest import VALID_BOOKING, book, csrf_token, make_lead, stored_counts
+from redis import Redis
+from rq import Worker
+from rq.registry import ScheduledJobRegistry
+
+from meander_site.confirmations import confirmation_queue, sweep_due_confirmations
+from meander_site.embedded import EmbeddedRedis, MailSink, find_free_port
+from meander_site.extensions import db, limiter
+from meander_site.models import Booking, Lead
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+EMAIL = VALID_BOOKING["email"]
+
+
+# --- helpers -----------------------------------------------------------------------------------------
+
+
+def wait_until(predicate, timeout: float, what: str, diagnostics=None):
+    """Poll `predicate` until it returns something truthy; fail with `what` (and diagnostics) at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            detail = f"\n{diagnostics()}" if diagnostics else ""
+            raise AssertionError(f"timed out after {timeout}s waiting for: {what}{detail}")
+        time.sleep(0.03)
+
+
+def bookings(app) -> list[dict]:
+    """Every booking's confirmation state, read fresh from the database."""
+    with app.app_context():
+        rows = db.session.execute(sa.select(Booking).order_by(Booking.created_at)).scalars().all()
+        state = [
+            {
+                "id": row.id,
+                "email": row.email,
+                "sent_at": row.confirmation_sent_at,
+                "attempts": row.confirmation_attempts,
+                "last_error": row.confirmation_last_error,
+                "claimed_until": row.confirmation_claimed_until,
+            }
+            for row in rows
+        ]
+        db.session.remove()
+        return state
+
+
+def the_booking(app) -> dict:
+    [booking] = bookings(app)
+    return booking
+
+
+def unsent_leads(app) -> int:
+    with app.app_context():
+        unsent = sa.select(sa.func.count()).select_from(Lead).where(Lead.confirmation_sent_at.is_(None))
+        count = db.session.scalar(unsent)
+        db.session.remove()
+        return count
+
+
+def queue_is_idle(app, redis_url: str) -> bool:
+    """Nothing waits in the worker's queue or in RQ's scheduled (retry) registry."""
+    connection = Redis.from_url(redis_url, socket_timeout=2)
+    try:
+        with app.app_context():
+            queue = confirmation_queue(connection)
+            return queue.count == 0 and ScheduledJobRegistry(queue=queue).count == 0
+    finally:
+        connection.close()
+
+
+def assert_delivered_exactly_once(app, sink: MailSink, emails: list[str], redis_url: str, workers=None) -> None:
+    """Each email got its confirmation once: the sink holds one message per address, every booking and lead
+    records it as sent, and once the queue is idle nothing else arrives."""
+    diagnostics = workers.logs if workers else None
+    wait_until(lambda: len(sink.messages()) >= len(emails), 20, f"{len(emails)} message(s) in the sink", diagnostics)
+    wait_until(
+        lambda: all(row["sent_at"] for row in bookings(app)) and unsent_leads(app) == 0,
+        10,
+        "confirmation_sent_at recorded on every booking and lead",
+        diagnostics,
+    )
+    wait_until(lambda: queue_is_idle(app, redis_url), 10, "the queue and its retries to drain", diagnostics)
+    time.sleep(0.5)  # a duplicate would be on its way now: give it the chance to arrive
+
+    recipients = collections.Counter(message["X-RcptTo"] for message in sink.messages())
+    assert recipients == collections.Counter(emails), "each prospect got exactly one confirmation"
+    assert stored_counts(app) == (len(emails), len(emails)), "every lead and booking is stored"
+    rows = bookings(app)
+    assert sorted(row["email"] for row in rows) == sorted(emails)
+    assert all(row["sent_at"] is not None and row["last_error"] is None for row in rows)
+
+
+class WorkerProcesses:
+    """Real `python worker.py` processes on the test database, each in a process group of its own (so the
+    RQ scheduler it forks is cleaned up too, even after the worker itself was SIGKILLed)."""
+
+    def __init__(self, database_url: str, log_dir: Path) -> None:
+        self.database_url = database_url
+        self.log_dir = log_dir
+        self.started: list[tuple[subprocess.Popen, Path]] = []
+        self._stopped: set[int] = set()
+
+    def start(self, redis_url: str, mail_port: int, **settings) -> subprocess.Popen:
+        env = {key: value for key, value in os.environ.items() if not key.startswith("MAIL_")}
+        env.update(
+            DATABASE_URL=self.database_url,
+            REDIS_URL=redis_url,
+            MAIL_SERVER="127.0.0.1",
+            MAIL_PORT=str(mail_port),
+            SITE_URL="https://demo.meander.test",
+            MAIL_TIMEOUT_SECONDS="2",
+            CONFIRMATION_SEND_LEASE_SECONDS="3",
+            CONFIRMATION_SWEEP_SECONDS="0.2",
+            CONFIRMATION_SWEEP_GRACE_SECONDS="0",
+            PYTHONUNBUFFERED="1",
+        )
+        env.update({key: str(value) for key, value in settings.items()})
+        log_path = self.log_dir / f"fault-worker-{uuid.uuid4().hex[:8]}.log"
+        with open(log_path, "w") as log:
+            process = subprocess.Popen(
+                [sys.executable, "worker.py"],
+                cwd=PROJECT_ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.started.append((process, log_path))
+        return process
+
+    def wait_registered(self, redis_url: str, count: int = 1) -> None:
+        """Until `count` workers listen on the queue (so a job is picked up the moment it is enqueued)."""
+        connection = Redis.from_url(redis_url, socket_timeout=2)
+        try:
+            wait_until(lambda: len(Worker.all(connection=connection)) >= count, 20, "the worker to start", self.logs)
+        finally:
+            connection.close()
+
+    def logs(self) -> str:
+        parts = []
+        for process, path in self.started:
+            text = path.read_text(errors="replace") if path.exists() else ""
+            tail = "\n".join(text.splitlines()[-30:])
+            parts.append(f"--- worker pid {process.pid} (exit {process.poll()}), {path}:\n{tail}")
+        return "\n".join(parts)
+
+    def stop_all(self) -> None:
+        running = [process for process, _path in self.started if process.pid not in self._stopped]
+        for process in running:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)  # all at once: each takes up to a second to stop
+        for process in running:
+            self._stopped.add(process.pid)
+            if process.returncode is None:
+                # Wait without reaping: while the leader is a zombie its pid, the group id, stays ours.
+                deadline = time.monotonic() + 15
+                while time.monotonic() < deadline and not os.waitid(
+                    os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT
+                ):
+                    time.sleep(0.02)
+            try:
+                # Whatever is left of this worker's own group: after a SIGKILL, the RQ scheduler it forked.
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            process.wait()
+
+
+class UnresponsiveServer:
+    """A real TCP server on 127.0.0.1 that accepts connections and then stops answering.
+
+    mode="silent": never sends a byte (a black-holed Redis; an SMTP server that never greets).
+    mode="smtp-stall-after-data": speaks SMTP up to the message's final ".", then never replies to it, so
+    the message is never accepted.
+    mode="smtp-stall-on-quit": accepts the message (250), then never answers QUIT.
+    """
+
+    def __init__(self, port: int = 0, mode: str = "silent") -> None:
+        self.port = port or find_free_port()
+        self.mode = mode
+        self.accepted = threading.Event()  # a client connected
+        self.stalled = threading.Event()  # (smtp mode) a whole message came in and got no reply
+        self.client_gone = threading.Event()  # a stalled client hung up
+        self.messages_accepted = 0  # only "smtp-stall-on-quit" accepts messages
+        self._closing = threading.Event()
+        self._connections: list[socket.socket] = []
+        self._threads: list[threading.Thread] = []
+        self._listener: socket.socket | None = None
+
+    def start(self) -> "UnresponsiveServer":
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(16)
+        listener.settimeout(0.05)
+        self._listener = listener
+        self._spawn(self._accept_loop, listener)
+        return self
+
+    def _spawn(self, target, *args) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _accept_loop(self, listener: socket.socket) -> None:
+        while not self._closing.is_set() and listener is self._listener:
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return  # the listener was closed
+            self._connections.append(connection)
+            self.accepted.set()
+            self._spawn(self._serve, connection)
+
+    def _serve(self, connection: socket.socket) -> None:
+        try:
+            if self.mode.startswith("smtp-"):
+                self._speak_smtp_until_stalled(connection)
+            self._hold(connection)
+        except OSError:
+            pass
+
+    def _speak_smtp_until_stalled(self, connection: socket.socket) -> None:
+        reader = connection.makefile("rb")
+        connection.sendall(b"220 localhost ESMTP stalling test server\r\n")
+        while not self._closing.is_set():
+            line = reader.readline()
+            if not line:
+                return
+            verb = line.split(b" ", 1)[0].strip().upper()
+            if verb in (b"EHLO", b"HELO"):
+                connection.sendall(b"250-localhost\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n")
+            elif verb == b"DATA":
+                connection.sendall(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+                while reader.readline() not in (b".\r\n", b""):
+                    pass
+                if self.mode == "smtp-stall-after-data":
+                    self.stalled.set()  # the end of the message came in; the 250 never goes out
+                    return
+                self.messages_accepted += 1
+                connection.sendall(b"250 Message accepted for delivery\r\n")
+            elif verb == b"QUIT":
+                if self.mode == "smtp-stall-on-quit":
+                    self.stalled.set()  # the message was accepted; the goodbye never comes
+                    return
+                connection.sendall(b"221 Bye\r\n")
+                return
+            else:  # MAIL, RCPT, RSET, NOOP
+                connection.sendall(b"250 OK\r\n")
+
+    def _hold(self, connection: socket.socket) -> None:
+        """Read and ignore whatever comes, answer nothing, notice when the client hangs up."""
+        connection.settimeout(0.05)
+        while not self._closing.is_set():
+            try:
+                if connection.recv(65536) == b"":
+                    self.client_gone.set()
+                    return
+            except TimeoutError:
+                continue
+
+    def close_listener(self) -> None:
+        """Stop taking connections (the port is free for another server); held connections stay hung."""
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            try:
+                listener.shutdown(socket.SHUT_RDWR)  # stop listening now, not when accept()'s poll returns
+            except OSError:
+                pass
+            listener.close()
+            self._threads[0].join(timeout=2)  # the accept loop
+
+    def stop(self) -> None:
+        self._closing.set()
+        self.close_listener()
+        for thread in self._threads:
+            thread.join(timeout=2)
+        for connection in self._connections:
+            connection.close()
+
+
+# --- fixtures ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def workers(migrated_database, scratch_dir):
+    processes = WorkerProcesses(migrated_database, scratch_dir)
+    yield processes
+    processes.stop_all()
+
+
+@pytest.fixture
+def worker_redis(scratch_dir):
+    """A Redis of the test's own for the worker subprocess, so no other test's jobs or workers interfere."""
+    with EmbeddedRedis(scratch_dir / f"f-{uuid.uuid4().hex[:6]}.sock") as server:
+        yield server
+
+
+@pytest.fixture
+def servers(scratch_dir):
+    """Start SMTP sinks and unresponsive servers that are stopped after the test, whatever happens."""
+    started = []
+
+    class Servers:
+        def sink(self, port: int = 0) -> MailSink:
+            sink = MailSink(scratch_dir / f"mail-{uuid.uuid4().hex[:8]}", port=port).start()
+            started.append(sink)
+            return sink
+
+        def unresponsive(self, port: int = 0, mode: str = "silent") -> UnresponsiveServer:
+            server = UnresponsiveServer(port, mode).start()
+            started.append(server)
+            return server
+
+    yield Servers()
+    for server in reversed(started):
+        server.stop()
+
+
+# --- SMTP --------------------------------------------------------------------------------------------
+
+
+def test_smtp_refusing_connections_records_the_failure_and_the_retry_delivers_once(
+    app, make_app, worker_redis, workers, servers
+):
+    mail_port = find_free_port()  # nothing listens here: the connection is refused
+    booking_app = make_app(REDIS_URL=worker_redis.url, MAIL_PORT=mail_port)
+    workers.start(worker_redis.url, mail_port)
+    workers.wait_registered(worker_redis.url)
+
+    response = book(booking_app.test_client())
+
+    assert response.status_code == 303
+    failed = wait_until(
+        lambda: (row := the_booking(booking_app))["attempts"] >= 1 and row["last_error"] and row,
+        10,
+        "the refused send to be recorded",
+        workers.logs,
+    )
+    assert failed["sent_at"] is None
+    assert "refused" in failed["last_error"].lower(), failed["last_error"]
+    assert unsent_leads(booking_app) == 1
+
+    sink = servers.sink(port=mail_port)  # the mail server comes up where it was expected; RQ retries in 1 s
+
+    assert_delivered_exactly_once(booking_app, sink, [EMAIL], worker_redis.url, workers)
+    assert the_booking(booking_app)["attempts"] >= 2
+
+
+@pytest.mark.parametrize("mode", ["silent", "smtp-stall-after-data"], ids=["no-greeting", "stall-after-data"])
+def test_smtp_hanging_times_out_records_the_failure_and_the_retry_delivers_once(
+    app, make_app, worker_redis, workers, servers, mode
+):
+    hanging = servers.unresponsive(mode=mode)
+    booking_app = make_app(REDIS_URL=worker_redis.url, MAIL_PORT=hanging.port)
+    workers.start(worker_redis.url, hanging.port, MAIL_TIMEOUT_SECONDS=1, CONFIRMATION_SEND_LEASE_SECONDS=2)
+    workers.wait_registered(worker_redis.url)
+
+    assert book(booking_app.test_client()).status_code == 303
+
+    wait_until(hanging.accepted.is_set, 10, "the worker to connect to the hanging SMTP server", workers.logs)
+    if mode == "smtp-stall-after-data":
+        wait_until(hanging.stalled.is_set, 10, "the whole message to reach the stalling server", workers.logs)
+    # The hung connection stays hung; a working mail server takes over the port for the retry.
+    hanging.close_listener()
+    sink = servers.sink(port=hanging.port)
+
+    failed = wait_until(
+        lambda: (row := the_booking(booking_app))["last_error"] and row,
+        10,
+        "the timed-out send to be recorded",
+        workers.logs,
+    )
+    assert failed["attempts"] == 1 and failed["sent_at"] is None
+    # The real cause is recorded, not a failed goodbye on the dead connection.
+    assert "timed out" in failed["last_error"].lower(), failed["last_error"]
+    assert hanging.messages_accepted == 0
+
+    assert_delivered_exactly_once(booking_app, sink, [EMAIL], worker_redis.url, workers)
+    assert the_booking(booking_app)["attempts"] == 2
+
+
+def test_smtp_hanging_after_accepting_the_message_does_not_send_it_twice(
+    app, make_app, worker_redis, workers, servers
+):
+    hanging = servers.unresponsive(mode="smtp-stall-on-quit")
+    booking_app = make_app(REDIS_URL=worker_redis.url, MAIL_PORT=hanging.port)
+    workers.start(worker_redis.url, hanging.port, MAIL_TIMEOUT_SECONDS=1, CONFIRMATION_SEND_LEASE_SECONDS=2)
+    workers.wait_registered(worker_redis.url)
+
+    assert book(booking_app.test_client()).status_code == 303
+
+    # The worker keeps its SMTP session open between mails, so QUIT (and the hang) may come only when it
+    # closes the session; either way the accepted mail is the one and only send.
+    wait_until(lambda: hanging.messages_accepted == 1, 10, "the server to accept the message", workers.logs)
+    hanging.close_listener()
+    sink = servers.sink(port=hanging.port)  # any second send would arrive here
+
+    wait_until(
+        lambda: the_booking(booking_app)["sent_at"] or the_booking(booking_app)["last_error"],
+        10,
+        "the worker to finish with the send",
+        workers.logs,
+    )
+    wait_until(lambda: queue_is_idle(booking_app, worker_redis.url), 10, "the queue to drain", workers.logs)
+    time.sleep(1.5)  # a retry RQ scheduled would arrive within this
+
+    assert sink.messages() == [], "the accepted mail was sent a second time"
+    row = the_booking(booking_app)
+    assert row["sent_at"] is not None and row["last_error"] is None and row["attempts"] == 1
+
+
+# --- Redis -------------------------------------------------------------------------------------------
+
+
+def test_redis_refusing_connections_at_booking_time_the_sweep_delivers_once_after_it_returns(
+    app, make_app, scratch_dir, workers, smtp_server
+):
+    redis_server = EmbeddedRedis(scratch_dir / f"f-{uuid.uuid4().hex[:6]}.sock")  # not started: no socket
+    assert not redis_server.socket_path.exists()
+    booking_app = make_app(REDIS_URL=redis_server.url, CONFIRMATION_SWEEP_GRACE_SECONDS=0)
+    workers.start(redis_server.url, smtp_server.port)  # the worker too starts while Redis is down
+    try:
+        client = booking_app.test_client()
+        started = time.monotonic()
+        response = book(client)
+        elapsed = time.monotonic() - started
+
+        assert response.status_code == 303
+        assert elapsed < 1.5, f"the booking took {elapsed:.2f}s with Redis refusing connections"
+        assert client.get(response.headers["Location"]).status_code == 200
+        assert stored_counts(booking_app) == (1, 1)
+        assert the_booking(booking_app)["sent_at"] is None
+
+        redis_server.start()
+
+        assert_delivered_exactly_once(booking_app, smtp_server, [EMAIL], redis_server.url, workers)
+        assert [process.poll() for process, _ in workers.started] == [None], "the worker outlived the outage"
+    finally:
+        workers.stop_all()
+        redis_server.stop()
+
+
+@pytest.fixture
+def limiter_never_lost_redis(monkeypatch):
+    """The rate limiter as in a web process that has run a while and never lost Redis: its first failure
+    is followed by a health check of the storage (Flask-Limiter's own state, otherwise left by earlier tests)."""
+    monkeypatch.setattr(limiter, "_Limiter__last_check_backend", 0.0)
+    monkeypatch.setattr(limiter, "_Limiter__check_backend_count", 0)
+
+
+def test_redis_black_holed_the_booking_still_answers_within_1_5_s(
+    app, make_app, servers, limiter_never_lost_redis
+):
+    black_hole = servers.unresponsive(mode="silent")
+    url = f"redis://127.0.0.1:{black_hole.port}/0"
+    client = make_app(REDIS_URL=url, RATELIMIT_STORAGE_URI=url).test_client()
+    token = csrf_token(client)
+
+    started = time.monotonic()
+    response = client.post("/demo", data={**VALID_BOOKING, "csrf_token": token})
+    elapsed = time.monotonic() - started
+
+    assert response.status_code == 303
+    assert black_hole.accepted.is_set(), "the app did talk to the black-holed Redis"
+    assert elapsed < 1.5, f"the booking took {elapsed:.2f}s against a black-holed Redis"
+
+
+def test_redis_black_holed_at_booking_time_the_lead_is_kept_and_mailed_once_redis_works(
+    app, make_app, worker_redis, workers, servers, smtp_server
+):
+    black_hole = servers.unresponsive(mode="silent")
+    url = f"redis://127.0.0.1:{black_hole.port}/0"
+    booking_app = make_app(REDIS_URL=url, RATELIMIT_STORAGE_URI=url, CONFIRMATION_SWEEP_GRACE_SECONDS=0)
+    client = booking_app.test_client()
+
+    response = book(client)
+
+    assert response.status_code == 303
+    assert black_hole.accepted.is_set(), "the app did talk to the black-holed Redis"
+    assert client.get(response.headers["Location"]).status_code == 200
+    assert stored_counts(booking_app) == (1, 1)
+    assert the_booking(booking_app)["sent_at"] is None
+
+    # A working Redis: the worker's sweep finds the unsent, due confirmation.
+    workers.start(worker_redis.url, smtp_server.port)
+
+    assert_delivered_exactly_once(booking_app, smtp_server, [EMAIL], worker_redis.url, workers)
+
+
+# --- the worker --------------------------------------------------------------------------------------
+
+
+def test_worker_killed_mid_send_and_started_again_delivers_once(app, make_app, worker_redis, workers, servers):
+    stalling = servers.unresponsive(mode="smtp-stall-after-data")
+    # The sweep may take the booking 3 s after it was made: after the killed worker's 2 s lease ran out.
+    booking_app = make_app(REDIS_URL=worker_redis.url, CONFIRMATION_SWEEP_GRACE_SECONDS=3)
+    worker_settings = {"MAIL_TIMEOUT_SECONDS": 1.5, "CONFIRMATION_SEND_LEASE_SECONDS": 2}
+    first = workers.start(worker_redis.url, stalling.port, **worker_settings)
+    workers.wait_registered(worker_redis.url)
+
+    assert book(booking_app.test_client()).status_code == 303
+
+    wait_until(stalling.stalled.is_set, 10, "the worker to be in the middle of the send", workers.logs)
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=5)
+    wait_until(stalling.client_gone.is_set, 5, "the killed worker's SMTP connection to drop")
+
+    # Killed before the server said 250 to the message's end: SMTP accepted nothing.
+    assert stalling.messages_accepted == 0
+    mid_send = the_booking(booking_app)
+    assert mid_send["attempts"] == 1 and mid_send["claimed_until"] is not None, "the first worker held the lease"
+    assert mid_send["sent_at"] is None and mid_send["last_error"] is None, "it died before recording anything"
+
+    stalling.stop()
+    sink = servers.sink(port=stalling.port)
+    workers.start(worker_redis.url, stalling.port, **worker_settings)
+
+    assert_delivered_exactly_once(booking_app, sink, [EMAIL], worker_redis.url, workers)
+    assert the_booking(booking_app)["attempts"] == 2
+
+
+# --- PostgreSQL --------------------------------------------------------------------------------------
+
+
+def local_postgres_cluster(database_url: str) -> tuple[str, str]:
+    """(version, cluster) of the local Debian PostgreSQL cluster serving `database_url`, or skip."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL restart: the suite runs on SQLite (set DATABASE_URL=postgresql://… to run it)")
+    address = urlsplit(database_url)
+    if address.hostname not in (None, "", "127.0.0.1", "localhost", "::1"):
+        pytest.skip(f"PostgreSQL restart: the server at {address.hostname} is not on this machine")
+    if not (shutil.which("pg_ctlcluster") and shutil.which("pg_lsclusters")):
+        pytest.skip("PostgreSQL restart: pg_ctlcluster (postgresql-common) is not installed")
+    port = address.port or 5432
+    listing = subprocess.run(["pg_lsclusters", "--no-header"], capture_output=True, text=True, check=True).stdout
+    for line in listing.splitlines():
+        fields = line.split()
+        if len(fields) >= 4 and fields[2] == str(port) and fields[3] == "online":
+            return fields[0], fields[1]
+    pytest.skip(f"PostgreSQL restart: no online local cluster on port {port} (pg_lsclusters: {listing!r})")
+
+
+def wait_for_postgres(database_url: str, timeout: float = 30) -> None:
+    plain = urlunsplit(urlsplit(database_url.replace("+psycopg", ""))._replace(path="/postgres"))
+
+    def accepts() -> bool:
+        try:
+            with psycopg.connect(plain, connect_timeout=1) as connection:
+                connection.execute("SELECT 1")
+            return True
+        except psycopg.OperationalError:
+            return False
+
+    wait_until(accepts, timeout, "PostgreSQL to accept connections again")
+
+
+def test_postgresql_restarted_while_the_app_runs_the_next_requests_succeed(
+    app, make_app, migrated_database, worker_redis, workers, smtp_server
+):
+    version, cluster = local_postgres_cluster(migrated_database)
+    booking_app = make_app(REDIS_URL=worker_redis.url)
+    client = booking_app.test_client()
+    workers.start(worker_redis.url, smtp_server.port)
+    workers.wait_registered(worker_redis.url)
+    assert client.get("/demo").status_code == 200
+    assert book(client).status_code == 303  # the pools of the app and the worker hold live connections
+    wait_until(lambda: len(smtp_server.messages()) == 1, 20, "the first confirmation", workers.logs)
+
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", version, cluster, "restart"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    wait_for_postgres(migrated_database)
+
+    assert client.get("/demo").status_code == 200
+    second = book(client, email="ola@frivillig.no", first_name="Ola")
+    assert second.status_code == 303
+    assert client.get(second.headers["Location"]).status_code == 200
+
+    assert_delivered_exactly_once(booking_app, smtp_server, [EMAIL, "ola@frivillig.no"], worker_redis.url, workers)
+    assert [process.poll() for process, _ in workers.started] == [None], "the worker outlived the restart"
+
+
+# --- the sweep ---------------------------------------------------------------------------------------
+
+
+def test_two_sweeps_at_once_enqueue_each_due_mail_once_and_each_is_delivered_once(
+    app, make_app, worker_redis, workers, smtp_server
+):
+    count = 20
+    sweep_app = make_app(REDIS_URL=worker_redis.url, CONFIRMATION_SWEEP_GRACE_SECONDS=0)
+    emails = [f"likeperson{index}@frivillig.no" for index in range(count)]
+    for email in emails:  # booked, but Redis never got a job: every mail is due and unsent
+        make_lead(sweep_app, email=email)
+    booking_ids = {row["id"] for row in bookings(sweep_app)}
+    assert len(booking_ids) == count
+
+    barrier = threading.Barrier(2)
+    results: list = [None, None]
+
+    def sweep(slot: int) -> None:
+        with sweep_app.app_context():
+            barrier.wait(timeout=10)
+            try:
+                results[slot] = sweep_due_confirmations()
+            except Exception as error:  # reported below, not lost in the thread
+                results[slot] = error
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=sweep, args=(slot,)) for slot in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert all(isinstance(result, int) for result in results), results
+    assert sum(results) == count, f"the two sweeps enqueued {results}"
+    with sweep_app.app_context():
+        queue = confirmation_queue(Redis.from_url(worker_redis.url))
+        assert queue.count == count
+        enqueued = collections.Counter(uuid.UUID(job.args[0]) for job in queue.get_jobs())
+    assert set(enqueued) == booking_ids and set(enqueued.values()) == {1}, "each booking is enqueued once"
+
+    workers.start(worker_redis.url, smtp_server.port)
+
+    assert_delivered_exactly_once(sweep_app, smtp_server, emails, worker_redis.url, workers)
