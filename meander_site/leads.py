@@ -1,5 +1,6 @@
 """Lead rules: validation, the email upsert, and the status pipeline. Knows nothing of HTTP."""
 
+import functools
 import logging
 import unicodedata
 import uuid
@@ -8,6 +9,7 @@ from dataclasses import asdict, dataclass
 from datetime import timedelta
 
 import phonenumbers
+import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from sqlalchemy.dialects import postgresql, sqlite
@@ -194,26 +196,17 @@ def validate_contact_details(raw: Mapping[str, object]) -> ContactDetails:
     return ContactDetails(**values)
 
 
-def _upsert_statement(details: ContactDetails, ip_address: str | None, source: LeadSource):
-    """INSERT … ON CONFLICT (email) DO UPDATE: one atomic statement, so concurrent bookings never race."""
-    dialect = db.session.get_bind().dialect.name
+@functools.cache
+def _upsert_statement(dialect: str):
+    """INSERT … ON CONFLICT (email) DO UPDATE: one atomic statement, so concurrent bookings never race.
+
+    Built once per dialect and executed with the booking's values as parameters: constructing it per
+    request cost more CPU than running it.
+    """
     insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
-    now = utcnow()
-    contact = details.as_dict()
-    statement = insert(Lead).values(
-        id=uuid.uuid4(),
-        masked_ref=new_masked_ref(),
-        status=LeadStatus.NEW.value,
-        source=source.value,
-        booking_count=1,
-        ip_address=ip_address,
-        created_at=now,
-        updated_at=now,
-        status_changed_at=now,
-        **contact,
-    )
     leads = Lead.__table__.c
-    on_rebooking = {field: statement.excluded[field] for field in contact}
+    statement = insert(Lead)
+    on_rebooking = {field: statement.excluded[field] for field in CONTACT_FIELDS}
     on_rebooking.update(
         ip_address=statement.excluded.ip_address,
         updated_at=statement.excluded.updated_at,
@@ -238,32 +231,50 @@ def book_demo(
     confirmation (a lead staff typed in), the booking's mail is never due, so no sweep sends it.
     """
     sweep_grace = timedelta(seconds=current_app.config["CONFIRMATION_SWEEP_GRACE_SECONDS"])
+    contact = details.as_dict()
+    now = utcnow()
+    booking_id = uuid.uuid4()
     try:
+        upsert = _upsert_statement(db.session.get_bind().dialect.name)
         lead_id, masked_ref, booking_count = db.session.execute(
-            _upsert_statement(details, ip_address, source)
+            upsert,
+            {
+                "id": uuid.uuid4(),
+                "masked_ref": new_masked_ref(),
+                "status": LeadStatus.NEW.value,
+                "source": source.value,
+                "booking_count": 1,
+                "ip_address": ip_address,
+                "created_at": now,
+                "updated_at": now,
+                "status_changed_at": now,
+                **contact,
+            },
         ).one()
-        booking = Booking(
-            id=uuid.uuid4(),
-            lead_id=lead_id,
-            ip_address=ip_address,
-            created_at=utcnow(),
-            # The request enqueues the mail right away; the sweep steps in only if that did not happen.
-            confirmation_due_at=utcnow() + sweep_grace if with_confirmation else None,
-            confirmation_attempts=0,
-            **details.as_dict(),
+        db.session.execute(
+            sa.insert(Booking),
+            {
+                "id": booking_id,
+                "lead_id": lead_id,
+                "ip_address": ip_address,
+                "created_at": now,
+                # The request enqueues the mail right away; the sweep steps in only if that did not happen.
+                "confirmation_due_at": now + sweep_grace if with_confirmation else None,
+                "confirmation_attempts": 0,
+                **contact,
+            },
         )
-        db.session.add(booking)
         db.session.commit()
     except Exception:
         db.session.rollback()
         raise
-    result = BookingResult(lead_id=lead_id, booking_id=booking.id, masked_ref=masked_ref, booking_count=booking_count)
+    result = BookingResult(lead_id=lead_id, booking_id=booking_id, masked_ref=masked_ref, booking_count=booking_count)
     log.info(
         "demo rebooked" if result.is_rebooking else "demo booked",
         extra={
             "event": "rebooking" if result.is_rebooking else "booking",
             "lead_id": str(lead_id),
-            "booking_id": str(booking.id),
+            "booking_id": str(booking_id),
             "booking_count": booking_count,
             "source": source.value,
         },
