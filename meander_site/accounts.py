@@ -11,7 +11,7 @@ from flask import current_app
 from flask_login import UserMixin
 
 from .extensions import db
-from .leads import normalize_email
+from .leads import has_control_characters, normalize_email
 from .models import StaffSession, User, utcnow
 
 MIN_PASSWORD_LENGTH = 12
@@ -59,7 +59,11 @@ def create_user(email: str, name: str, password: str) -> User:
 
 
 def authenticate(email: str, password: str) -> User | None:
-    user = db.session.execute(sa.select(User).where(User.email == normalize_email(email or ""))).scalar_one_or_none()
+    email = normalize_email(email or "")
+    # An address with control characters is no account of ours (and a NUL would upset PostgreSQL).
+    user = None
+    if not has_control_characters(email):
+        user = db.session.execute(sa.select(User).where(User.email == email)).scalar_one_or_none()
     try:
         password_hasher.verify(user.password_hash if user else _DUMMY_HASH, password or "")
     except (VerificationError, InvalidHashError):

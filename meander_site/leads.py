@@ -2,6 +2,7 @@
 
 import functools
 import logging
+import re
 import unicodedata
 import uuid
 from collections.abc import Mapping
@@ -29,6 +30,7 @@ from .models import (
 log = logging.getLogger(__name__)
 
 DEFAULT_PHONE_REGION = "NO"
+MASKED_REF_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 FIELD_LABELS = {
     "first_name": "Fornavn",
@@ -118,7 +120,11 @@ def normalize_phone(raw: str) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-def _forbidden_character_message(field: str, value: str) -> str | None:
+def has_control_characters(value: str) -> bool:
+    return any(unicodedata.category(character) in ("Cc", "Cs") for character in value)
+
+
+def forbidden_character_message(field: str, value: str) -> str | None:
     allowed = ALLOWED_MULTILINE_CONTROLS if field in MULTILINE_FIELDS else set()
     for character in value:
         if character in allowed:
@@ -161,7 +167,7 @@ def validate_contact_details(raw: Mapping[str, object]) -> ContactDetails:
             if field in REQUIRED_FIELDS:
                 errors[field] = REQUIRED_MESSAGES[field]
             continue
-        problem = _forbidden_character_message(field, text)
+        problem = forbidden_character_message(field, text)
         if problem:
             errors[field] = problem
             continue
@@ -283,7 +289,8 @@ def book_demo(
 
 
 def find_by_masked_ref(masked_ref: str) -> Lead | None:
-    if not masked_ref or len(masked_ref) > 64:
+    # Anything but the URL-safe alphabet is no ref of ours (and a NUL would upset PostgreSQL).
+    if not MASKED_REF_SHAPE.fullmatch(masked_ref or ""):
         return None
     return db.session.execute(db.select(Lead).where(Lead.masked_ref == masked_ref)).scalar_one_or_none()
 

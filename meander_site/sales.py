@@ -60,6 +60,11 @@ class LeadNotFound(LookupError):
 # --- what the board shows --------------------------------------------------------------------------
 
 
+def _printable(text: str) -> str:
+    # Control characters never match a name, and a NUL is refused by PostgreSQL: drop them from searches.
+    return "".join(" " if leads.has_control_characters(character) else character for character in text)
+
+
 @dataclass(frozen=True)
 class BoardFilter:
     """Search and filters, read from the query string so a view can be bookmarked."""
@@ -76,7 +81,7 @@ class BoardFilter:
         size = args.get("organization_size", "")
         period = args.get("period", "")
         return cls(
-            q=" ".join((args.get("q") or "").split())[:MAX_SEARCH_LENGTH],
+            q=" ".join(_printable(args.get("q") or "").split())[:MAX_SEARCH_LENGTH],
             source=source if source in LeadSource.values() else "",
             organization_size=size if size in OrganizationSize.values() else "",
             period=period if period in PERIODS else "",
@@ -283,7 +288,10 @@ def validate_move_details(to_status: LeadStatus, raw: Mapping[str, str]) -> Move
         errors["reason"] = "Velg hvorfor leaden er tapt."
     if to_status != LeadStatus.LOST:
         reason = None
-    if note and len(note) > MAX_NOTE_LENGTH:
+    problem = note and leads.forbidden_character_message("notes", note)
+    if problem:
+        errors["note"] = problem
+    elif note and len(note) > MAX_NOTE_LENGTH:
         errors["note"] = f"Notatet kan være høyst {MAX_NOTE_LENGTH} tegn. Du har skrevet {len(note)}."
     if errors:
         raise LeadValidationError(errors)
