@@ -212,32 +212,43 @@ def _claim(booking_id: uuid.UUID) -> bool:
     return claimed == 1
 
 
-def _record_sent(booking: Booking) -> None:
+def _record_sent(booking_id: uuid.UUID, lead_id: uuid.UUID) -> None:
     now = utcnow()
-    booking.confirmation_sent_at = now
-    booking.confirmation_due_at = None
-    booking.confirmation_claimed_until = None
-    booking.confirmation_last_error = None
+    db.session.execute(
+        sa.update(Booking)
+        .where(Booking.id == booking_id)
+        .values(
+            confirmation_sent_at=now,
+            confirmation_due_at=None,
+            confirmation_claimed_until=None,
+            confirmation_last_error=None,
+        )
+    )
     # The lead counts as confirmed once none of its bookings waits for a mail.
     other_unsent = (
         sa.select(Booking.id)
-        .where(Booking.lead_id == booking.lead_id, Booking.id != booking.id, Booking.confirmation_sent_at.is_(None))
+        .where(Booking.lead_id == lead_id, Booking.id != booking_id, Booking.confirmation_sent_at.is_(None))
         .exists()
     )
-    db.session.execute(
-        sa.update(Lead).where(Lead.id == booking.lead_id, ~other_unsent).values(confirmation_sent_at=now)
-    )
+    db.session.execute(sa.update(Lead).where(Lead.id == lead_id, ~other_unsent).values(confirmation_sent_at=now))
     db.session.commit()
 
 
-def _record_failure(booking: Booking, error: Exception) -> None:
+def _record_failure(booking_id: uuid.UUID, attempts: int, error: Exception) -> None:
     intervals = retry_intervals()
-    backoff_index = min(booking.confirmation_attempts, len(intervals)) - 1
+    backoff_index = min(attempts, len(intervals)) - 1
     backoff = min(timedelta(seconds=intervals[max(backoff_index, 0)]), MAX_SWEEP_BACKOFF)
-    booking.confirmation_claimed_until = None
-    # Leave room for RQ's own retry to come first; the sweep only catches what RQ dropped.
-    booking.confirmation_due_at = utcnow() + backoff + timedelta(seconds=30)
-    booking.confirmation_last_error = f"{type(error).__name__}: {error}"[:500]
+    db.session.rollback()
+    db.session.execute(
+        sa.update(Booking)
+        .where(Booking.id == booking_id)
+        .values(
+            confirmation_claimed_until=None,
+            # Leave room for RQ's own retry to come first; the sweep only catches what RQ dropped.
+            confirmation_due_at=utcnow() + backoff + timedelta(seconds=30),
+            confirmation_last_error=f"{type(error).__name__}: {error}"[:500],
+        )
+    )
     db.session.commit()
 
 
@@ -266,10 +277,13 @@ def _send_confirmation(booking_id: uuid.UUID) -> str:
         lead = booking.lead
         # Ids and counts only: SMTP errors can quote the recipient's address, so only their class is logged.
         fields = {"lead_id": str(lead.id), "booking_id": str(booking.id), "attempt": booking.confirmation_attempts}
-        if booking.confirmation_attempts > 1:
+        lead_id, attempts = lead.id, booking.confirmation_attempts
+        if attempts > 1:
             log.info("confirmation retried", extra={"event": "mail_retried", **fields})
         try:
-            outbox.send(build_confirmation(lead, booking))
+            message = build_confirmation(lead, booking)
+            db.session.rollback()  # no transaction stays open while SMTP talks (the claim is committed)
+            outbox.send(message)
         except Exception as error:
             log.error(
                 "confirmation failed",
@@ -281,10 +295,10 @@ def _send_confirmation(booking_id: uuid.UUID) -> str:
                     **_retry_plan(),
                 },
             )
-            _record_failure(booking, error)
+            _record_failure(booking_id, attempts, error)
             # RQ logs and stores what the job raised: give it the class, not the text (kept on the booking).
-            raise ConfirmationNotSent(f"{type(error).__name__} (lead {lead.id}, attempt {fields['attempt']})") from None
-        _record_sent(booking)
+            raise ConfirmationNotSent(f"{type(error).__name__} (lead {lead_id}, attempt {attempts})") from None
+        _record_sent(booking_id, lead_id)
         log.info("confirmation sent", extra={"event": "mail_sent", **fields})
         return "sent"
     finally:
