@@ -340,8 +340,10 @@ def can_move(from_status: str, to_status: str) -> bool:
     return PIPELINE_ORDER.index(target) > PIPELINE_ORDER.index(origin)
 
 
-def allowed_moves(from_status: str) -> list[LeadStatus]:
-    return [status for status in LeadStatus if can_move(from_status, status)]
+@functools.cache
+def allowed_moves(from_status: str) -> tuple[LeadStatus, ...]:
+    # Asked for every card on the board: six statuses, so the answers are worth keeping.
+    return tuple(status for status in LeadStatus if can_move(from_status, status))
 
 
 def check_transition(from_status: str, to_status: str) -> None:
