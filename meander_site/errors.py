@@ -9,7 +9,6 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from .extensions import limiter
-from .htmx import is_htmx_request
 from .sales import LeadNotFound
 
 log = logging.getLogger(__name__)
@@ -100,4 +99,3 @@ def register(app: Flask) -> None:
         return render_template("errors/error.html", title="Noe gikk galt hos oss",
                                message="Prøv igjen om litt. Feilen er logget."), 500
 
-    app.jinja_env.globals["is_htmx_request"] = is_htmx_request

@@ -5,6 +5,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Flask
 
+from .htmx import is_htmx_request
 from .models import utcnow
 
 OSLO = ZoneInfo("Europe/Oslo")
@@ -34,3 +35,4 @@ def time_since(value: datetime, now: datetime | None = None) -> str:
 def register(app: Flask) -> None:
     app.add_template_filter(local_datetime)
     app.add_template_filter(time_since)
+    app.jinja_env.globals["is_htmx_request"] = is_htmx_request

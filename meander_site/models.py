@@ -225,13 +225,6 @@ class Booking(db.Model):
 
     lead: Mapped[Lead] = relationship(back_populates="bookings")
 
-    @property
-    def confirmation_state(self) -> str:
-        if self.confirmation_sent_at is not None:
-            return "sent"
-        if self.confirmation_attempts > 0:
-            return "failing"
-        return "pending"
 
 
 # --- staff and the pipeline ---------------------------------------------------------------------------
