@@ -49,9 +49,20 @@ def _write_once(path: Path, content: bytes) -> None:
     os.replace(partial, path)
 
 
-def _compressed_variants(content: bytes) -> dict[str, bytes]:
-    variants = {".br": brotli.compress(content), ".gz": gzip.compress(content, compresslevel=9, mtime=0)}
-    return {suffix: data for suffix, data in variants.items() if len(data) <= len(content) * WORTH_COMPRESSING}
+COMPRESSORS = {
+    ".br": brotli.compress,
+    ".gz": lambda content: gzip.compress(content, compresslevel=9, mtime=0),  # mtime=0: same bytes every build
+}
+
+
+def _write_compressed_variants(path: Path, content: bytes) -> None:
+    for suffix, compress in COMPRESSORS.items():
+        variant = path.with_name(path.name + suffix)
+        if variant.exists():  # compressing is the slow part of a start-up; do it once per content
+            continue
+        data = compress(content)
+        if len(data) <= len(content) * WORTH_COMPRESSING:
+            _write_once(variant, data)
 
 
 def build(source: Path, target: Path = BUILD_DIR) -> dict[str, str]:
@@ -66,8 +77,7 @@ def build(source: Path, target: Path = BUILD_DIR) -> dict[str, str]:
         destination = target / manifest[relative]
         _write_once(destination, content)
         if path.suffix.lower() not in ALREADY_COMPRESSED:
-            for suffix, data in _compressed_variants(content).items():
-                _write_once(destination.with_name(destination.name + suffix), data)
+            _write_compressed_variants(destination, content)
     return manifest
 
 

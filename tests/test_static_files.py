@@ -10,7 +10,7 @@ import pytest
 from conftest import book
 from test_public_pages import Controls
 
-from meander_site.static_assets import hashed_name
+from meander_site.static_assets import build, hashed_name
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 ASSET_URLS = re.compile(r'(?:href|src)="(/static/[^"]+)"')
@@ -91,6 +91,25 @@ def test_a_hashed_file_under_https_carries_hsts_like_every_page(make_app):
 def test_a_changed_file_gets_a_new_name():
     assert hashed_name("css/site.css", b"body { color: red }") != hashed_name("css/site.css", b"body { color: blue }")
     assert hashed_name("vendor/htmx-2.0.11.min.js", b"x").startswith("vendor/htmx-2.0.11.min.")
+
+
+def test_a_build_writes_each_file_once_under_its_hash_with_compressed_variants(tmp_path):
+    source, target = tmp_path / "static", tmp_path / "build"
+    (source / "css").mkdir(parents=True)
+    (source / "css/site.css").write_text("body { margin: 0 }\n" * 200)
+    (source / "logo.png").write_bytes(b"\x89PNG not worth compressing")
+
+    manifest = build(source, target)
+    css = target / manifest["css/site.css"]
+    first_write = css.stat().st_mtime_ns
+    again = build(source, target)
+
+    assert again == manifest
+    assert css.read_bytes() == (source / "css/site.css").read_bytes()
+    assert css.stat().st_mtime_ns == first_write
+    assert brotli.decompress((target / (manifest["css/site.css"] + ".br")).read_bytes()) == css.read_bytes()
+    assert gzip.decompress((target / (manifest["css/site.css"] + ".gz")).read_bytes()) == css.read_bytes()
+    assert sorted(path.name for path in target.iterdir() if path.is_file()) == [manifest["logo.png"]]
 
 
 # --- favicon -----------------------------------------------------------------------------------------
