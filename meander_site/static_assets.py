@@ -40,11 +40,13 @@ def hashed_name(relative_path: str, content: bytes) -> str:
     return f"{stem}.{digest}{extension}"
 
 
-def _write_once(path: Path, content: bytes) -> None:
+def _write_once(path: Path, content: bytes, partial_dir: Path) -> None:
     if path.exists():
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    # Written beside the served tree, then renamed in: nobody sees half a file, WhiteNoise never lists one.
+    partial_dir.mkdir(parents=True, exist_ok=True)
+    partial = partial_dir / f"{os.getpid()}-{uuid.uuid4().hex}"
     partial.write_bytes(content)
     os.replace(partial, path)
 
@@ -55,19 +57,20 @@ COMPRESSORS = {
 }
 
 
-def _write_compressed_variants(path: Path, content: bytes) -> None:
+def _write_compressed_variants(path: Path, content: bytes, partial_dir: Path) -> None:
     for suffix, compress in COMPRESSORS.items():
         variant = path.with_name(path.name + suffix)
         if variant.exists():  # compressing is the slow part of a start-up; do it once per content
             continue
         data = compress(content)
         if len(data) <= len(content) * WORTH_COMPRESSING:
-            _write_once(variant, data)
+            _write_once(variant, data, partial_dir)
 
 
 def build(source: Path, target: Path = BUILD_DIR) -> dict[str, str]:
     """Copy every file of `source` into `target` under its hashed name; return original -> hashed."""
     manifest = {}
+    partial_dir = target.with_name(target.name + ".partial")
     for path in sorted(source.rglob("*")):
         if not path.is_file() or path.name.startswith("."):
             continue
@@ -75,9 +78,9 @@ def build(source: Path, target: Path = BUILD_DIR) -> dict[str, str]:
         content = path.read_bytes()
         manifest[relative] = hashed_name(relative, content)
         destination = target / manifest[relative]
-        _write_once(destination, content)
+        _write_once(destination, content, partial_dir)
         if path.suffix.lower() not in ALREADY_COMPRESSED:
-            _write_compressed_variants(destination, content)
+            _write_compressed_variants(destination, content, partial_dir)
     return manifest
 
 
