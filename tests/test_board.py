@@ -3,8 +3,9 @@ a fixed number of queries, and what every staff page sends (no-store, no htmx hi
 
 import html
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -110,6 +111,19 @@ def test_time_in_status_counts_from_the_last_move(app, staff_client):
         db.session.commit()
 
     assert "3 dager i «Ny»" in card(board(staff_client), lead["id"])
+
+
+def test_time_in_status_carries_a_valid_html_datetime_in_utc_to_the_second(app, staff_client):
+    lead = make_lead(app)
+    moved_at = datetime(2026, 3, 29, 1, 30, 5, 123456, tzinfo=ZoneInfo("Europe/Oslo"))  # the night of the DST change
+    with app.app_context():
+        db.session.execute(sa.update(Lead).where(Lead.id == lead["id"]).values(status_changed_at=moved_at))
+        db.session.commit()
+
+    stamp = re.search(r'<time datetime="([^"]+)"', card(board(staff_client), lead["id"])).group(1)
+
+    # HTML allows at most three digits of a second; isoformat() wrote six.
+    assert stamp == "2026-03-29T00:30:05Z"
 
 
 def test_a_rebooked_lead_carries_a_badge_with_its_booking_count(app, staff_client):

@@ -347,3 +347,22 @@ def test_the_booking_form_answers_in_place_under_the_csp(app, page):
 
     expect(page).to_have_url(re.compile(r"/confirm/"))
     expect(page.get_by_text("LHL Hjerneslag")).to_be_visible()
+
+
+@pytest.mark.parametrize("path", ["/demo", "/login"])
+def test_a_first_visit_to_a_public_page_loads_everything_without_a_console_error(page, path):
+    console_errors, failed = [], []
+    page.on("console", lambda message: message.type == "error" and console_errors.append(message.text))
+    page.on("response", lambda response: response.status >= 400 and failed.append(f"{response.status} {response.url}"))
+
+    page.goto(path)
+    page.wait_for_load_state("networkidle")
+    # Headless Chromium does not fetch icons itself; fetch each the way a browser's tab bar would.
+    icons = page.evaluate(
+        "Promise.all([...document.querySelectorAll('link[rel=icon]'), {href: '/favicon.ico'}]"
+        ".map(link => fetch(link.href).then(response => `${response.status} ${response.headers.get('content-type')}`)))"
+    )
+
+    assert not console_errors and not failed, (console_errors, failed)
+    assert [icon.split(" ")[0] for icon in icons] == ["200", "200", "200"], icons
+    assert all(icon.split(" ")[1].startswith("image/") for icon in icons), icons
