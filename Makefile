@@ -18,7 +18,7 @@ $(VENV_PYTHON):
 	$(PYTHON) -m venv $(VENV)
 
 $(INSTALLED): $(VENV_PYTHON) pyproject.toml constraints.txt
-	$(VENV_PYTHON) -m pip install -c constraints.txt -e '.[test]'
+	$(VENV_PYTHON) -m pip install -c constraints.txt -e '.[dev,test]'
 	touch $@
 
 run: $(INSTALLED)
@@ -31,7 +31,7 @@ test: $(INSTALLED)
 BENCH_INSTALLED := $(VENV)/.installed-bench
 
 $(BENCH_INSTALLED): $(INSTALLED)
-	$(VENV_PYTHON) -m pip install -c constraints.txt -e '.[test,bench]'
+	$(VENV_PYTHON) -m pip install -c constraints.txt -e '.[dev,test,bench]'
 	touch $@
 
 bench: $(BENCH_INSTALLED)
@@ -39,6 +39,7 @@ bench: $(BENCH_INSTALLED)
 
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .ruff_cache *.egg-info

@@ -23,10 +23,11 @@ from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 
 from meander_site import create_app
 from meander_site.config import normalize_database_url
-from meander_site.confirmations import confirmation_queue, redis_connection
+from meander_site.confirmations import confirmation_queue
 from meander_site.embedded import EmbeddedRedis, MailSink
 from meander_site.extensions import db, limiter
 from meander_site.models import AuditEvent, Booking, Lead, LeadStatusChange, StaffSession, User
+from meander_site.redis_client import redis_connection
 
 REDIS_TEST_DB = int(os.environ.get("REDIS_TEST_DB", "15"))
 VALID_BOOKING = {

@@ -10,7 +10,6 @@ from rq.scheduler import RQScheduler
 
 from meander_site.confirmations import (
     confirmation_queue,
-    redis_connection,
     retry_pending,
     send_confirmation,
     sweep_due_confirmations,
@@ -18,6 +17,7 @@ from meander_site.confirmations import (
 from meander_site.embedded import find_free_port
 from meander_site.extensions import db, limiter
 from meander_site.models import Booking, Lead
+from meander_site.redis_client import redis_connection
 
 DEAD_REDIS = "unix:///tmp/nonexistent-meander.sock"
 SITE = "https://demo.meander.test"
