@@ -372,9 +372,10 @@ def test_a_staff_created_lead_with_a_known_email_updates_that_lead(app, staff_cl
         ({"organization_name": ""}, "Skriv inn navnet på organisasjonen din."),
         ({"source": None}, "Velg hvor leaden kom fra."),
         ({"source": "fax"}, "Velg hvor leaden kom fra."),
+        ({"source": "website"}, "Velg hvor leaden kom fra."),
         ({"source": None, "email": ""}, "Velg hvor leaden kom fra."),
     ],
-    ids=["bad-email", "no-organization", "no-source", "unknown-source", "no-source-and-no-email"],
+    ids=["bad-email", "no-organization", "no-source", "unknown-source", "website-source", "no-source-and-no-email"],
 )
 def test_an_invalid_staff_created_lead_is_422_and_saves_nothing(app, staff_client, token, fields, field_message):
     response = create(staff_client, token, **{"email": "ny@eksempel.no", **fields})
