@@ -15,7 +15,7 @@ from meander_site.config import PROJECT_ROOT
 from meander_site.extensions import db
 from meander_site.models import StaffSession, User
 
-PASSWORD = "korrekt-hest-batteri"  # noqa: S105 (a test account)
+PASSWORD = "korrekt-hest-batteri"  # a test account
 
 
 def users_cli(app, *args, input=None):

@@ -40,7 +40,7 @@ def start_worker(migrated_database, smtp_server, scratch_dir):
             "CONFIRMATION_SWEEP_SECONDS": "0.5",
             "PYTHONUNBUFFERED": "1",
         }
-        log = open(scratch_dir / f"worker-{len(processes)}.log", "w")  # noqa: SIM115 (closed below)
+        log = open(scratch_dir / f"worker-{len(processes)}.log", "w")  # closed below
         process = subprocess.Popen(
             [sys.executable, "worker.py"], cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
         )
