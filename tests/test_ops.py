@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from helpers import wait_until
 
 from meander_site.config import engine_options
 from meander_site.embedded import EmbeddedRedis, find_free_port
@@ -225,15 +226,14 @@ def test_procfile_web_serves_health_and_readiness_with_json_logs(migrated_databa
     with open(log_path, "w") as log:
         process = subprocess.Popen(procfile()["web"], cwd=PROJECT_ROOT, env=env, stdout=log, stderr=log)
         try:
-            deadline = time.monotonic() + 60
-            while True:
+            def health_answer():
                 try:
-                    health = get(f"http://127.0.0.1:{port}/healthz")
-                    break
+                    return get(f"http://127.0.0.1:{port}/healthz")
                 except OSError:
                     assert process.poll() is None, log_path.read_text()
-                    assert time.monotonic() < deadline, "gunicorn did not answer within 60 s"
-                    time.sleep(0.2)
+                    return None
+
+            health = wait_until(health_answer, 60, "gunicorn to answer /healthz", log_path.read_text, interval=0.2)
             ready = get(f"http://127.0.0.1:{port}/readyz")
         finally:
             returncode = stop(process)
@@ -259,11 +259,12 @@ def test_procfile_worker_starts_and_stops_on_sigterm(migrated_database, scratch_
         )
         process = subprocess.Popen(procfile()["worker"], cwd=PROJECT_ROOT, env=env, stdout=log, stderr=log)
         try:
-            deadline = time.monotonic() + 60
-            while "worker started" not in log_path.read_text():
+
+            def started() -> bool:
                 assert process.poll() is None, log_path.read_text()
-                assert time.monotonic() < deadline, "the worker did not start within 60 s"
-                time.sleep(0.2)
+                return "worker started" in log_path.read_text()
+
+            wait_until(started, 60, "the worker to log that it started", log_path.read_text, interval=0.2)
         finally:
             returncode = stop(process)
 
