@@ -27,7 +27,7 @@ from conftest import VALID_BOOKING, book, csrf_token, make_lead, stored_counts
 from helpers import run_together, wait_until
 from redis import Redis
 from rq import Worker
-from rq.registry import ScheduledJobRegistry, StartedJobRegistry
+from rq.registry import ScheduledJobRegistry
 
 from meander_site.confirmations import confirmation_queue, sweep_due_confirmations
 from meander_site.embedded import EmbeddedRedis, MailSink, find_free_port
@@ -73,18 +73,26 @@ def unsent_leads(app) -> int:
         return count
 
 
+def process_is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def queue_is_idle(app, redis_url: str) -> bool:
-    """Nothing waits in the worker's queue or in RQ's scheduled (retry) registry, and no worker holds a job:
-    no send is on its way."""
+    """Nothing waits in the worker's queue or in RQ's scheduled (retry) registry, and no live worker is busy
+    with a job (a SIGKILLed one stays registered as busy until its key expires): no send is on its way."""
     connection = Redis.from_url(redis_url, socket_timeout=2)
     try:
         with app.app_context():
             queue = confirmation_queue(connection)
+            busy = [worker for worker in Worker.all(queue=queue) if worker.get_state() == "busy"]
             return (
                 queue.count == 0
                 and ScheduledJobRegistry(queue=queue).count == 0
-                and StartedJobRegistry(queue=queue).count == 0
-                and all(worker.get_state() != "busy" for worker in Worker.all(queue=queue))
+                and not any(process_is_alive(worker.pid) for worker in busy)
             )
     finally:
         connection.close()
