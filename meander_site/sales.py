@@ -1,8 +1,8 @@
 """The sales pipeline: what the board shows, and every change staff make to a lead. Knows nothing of HTTP.
 
 The board's cost is fixed by what it shows: counts come from lead_status_counts (kept by triggers)
-when nothing is filtered, cards from one index-backed UNION of per-column LIMIT queries, and mail
-state from one query over the shown lead ids.
+when nothing is filtered, card ids from one index-backed UNION of per-column LIMIT queries, then
+those leads and their mail state in one query each.
 """
 
 import logging
