@@ -16,6 +16,8 @@ from helpers import wait_until
 
 from meander_site.config import engine_options
 from meander_site.embedded import EmbeddedRedis, find_free_port
+from meander_site.extensions import limiter
+from meander_site.redis_client import redis_connection, shared_redis
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEAD_REDIS = "unix:///tmp/nonexistent-meander.sock"
@@ -55,6 +57,33 @@ def test_readyz_names_redis_when_it_is_down(make_app):
     assert response.status_code == 503
     assert response.get_json() == {"database": "ok", "redis": "unavailable"}
     assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_every_redis_client_of_the_site_fails_fast_with_the_configured_timeouts(app):
+    # One options helper (redis_client.fail_fast_options) behind them all: none may drift to redis-py's
+    # defaults, which retry with backoff and stall a request for seconds when Redis is gone.
+    with app.app_context():
+        clients = {
+            "queue and probes": shared_redis(),
+            "rate limits": limiter.storage.storage,
+            "worker": redis_connection(socket_timeout=60),
+        }
+        connect_timeout = app.config["REDIS_CONNECT_TIMEOUT_SECONDS"]
+        socket_timeout = app.config["REDIS_SOCKET_TIMEOUT_SECONDS"]
+
+    settings = {
+        name: (
+            client.connection_pool.connection_kwargs["socket_connect_timeout"],
+            client.connection_pool.connection_kwargs["socket_timeout"],
+            client.get_retry().get_retries(),
+        )
+        for name, client in clients.items()
+    }
+    assert settings == {
+        "queue and probes": (connect_timeout, socket_timeout, 0),
+        "rate limits": (connect_timeout, socket_timeout, 0),
+        "worker": (connect_timeout, 60, 0),
+    }
 
 
 @pytest.mark.parametrize(
