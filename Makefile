@@ -21,7 +21,7 @@ $(VENV_PYTHON):
 	$(PYTHON) -m venv $(VENV)
 
 $(INSTALLED): $(VENV_PYTHON) pyproject.toml constraints.txt
-	$(VENV_PYTHON) -m pip install -c constraints.txt -e '.[test]'
+	$(VENV_PYTHON) -m pip install -c constraints.txt -e '.[dev,test]'
 	touch $@
 
 run: $(INSTALLED)
@@ -44,7 +44,7 @@ $(HTML_CHECKER_INSTALLED): $(HTML_CHECKER)/package.json $(HTML_CHECKER)/package-
 BENCH_INSTALLED := $(VENV)/.installed-bench
 
 $(BENCH_INSTALLED): $(INSTALLED)
-	$(VENV_PYTHON) -m pip install -c constraints.txt -e '.[test,bench]'
+	$(VENV_PYTHON) -m pip install -c constraints.txt -e '.[dev,test,bench]'
 	touch $@
 
 bench: $(BENCH_INSTALLED)
@@ -52,6 +52,7 @@ bench: $(BENCH_INSTALLED)
 
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .ruff_cache *.egg-info $(HTML_CHECKER)/node_modules

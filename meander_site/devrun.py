@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from meander_site.embedded import EmbeddedRedis, MailSink, die_with_parent
+from meander_site.embedded import EmbeddedRedis, MailSink
+from meander_site.processes import die_with_parent
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = REPO_ROOT / "instance"

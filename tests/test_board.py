@@ -4,6 +4,7 @@ a fixed number of queries, and what every staff page sends (no-store, no htmx hi
 import html
 import re
 from datetime import datetime, timedelta
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
@@ -21,6 +22,7 @@ COUNT = re.compile(
     r'<span id="count-([a-z_]+)" class="count"[^>]*><span class="visually-hidden">[^<]*</span>(\d+)</span>'
 )
 HTMX = {"HX-Request": "true"}
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 # --- reading the board -----------------------------------------------------------------------------
@@ -69,6 +71,23 @@ def staff_created(app, source: str, **fields) -> str:
 
 
 # --- columns and cards -----------------------------------------------------------------------------
+
+
+def test_the_board_renders_the_move_rules_and_board_js_hard_codes_none_of_them(app, staff_client):
+    lead = make_lead(app)
+
+    page = board(staff_client)
+
+    assert f'data-move-url="/pipeline/leads/{lead["id"]}/status"' in page
+    column = '<section class="column" data-status='
+    assert column + '"lost" data-dialog-title="Flytt til «Tapt»" data-requires-reason="true" aria-labelledby' in page
+    assert column + '"converted" data-dialog-title="Flytt til «Kunde»" aria-labelledby' in page
+    assert column + '"qualified" aria-labelledby' in page
+    assert f'<textarea id="move-note" name="note" rows="3" maxlength="{sales.MAX_NOTE_LENGTH}">' in page
+    script = (PROJECT_ROOT / "static" / "js" / "board.js").read_text()
+    assert "/pipeline" not in script and "«" not in script
+    assert not [status for status in STATUSES if f'"{status}"' in script or f"{status}:" in script]
+
 
 
 def test_board_has_six_columns_in_pipeline_order_with_norwegian_labels(staff_client):

@@ -3,12 +3,17 @@
 (function () {
   "use strict";
 
-  var ASKS_FOR_DETAILS = { lost: true, converted: true };
+  // The rules come from the markup the server renders: each card's move URL, and on each column whether a
+  // move there asks for details first (data-dialog-title) and needs a reason (data-requires-reason).
   var pendingMoves = {}; // lead id -> { origin, byKeyboard }
 
   function columnStatus(element) {
     var column = element.closest("[data-status]");
     return column ? column.dataset.status : null;
+  }
+
+  function columnFor(status) {
+    return document.querySelector('.column[data-status="' + CSS.escape(status) + '"]');
   }
 
   function filterArgs() {
@@ -60,7 +65,7 @@
     card.classList.add("is-saving");
     card.setAttribute("aria-busy", "true");
     var values = Object.assign({ status: status }, details || {}, filterArgs());
-    htmx.ajax("POST", "/pipeline/leads/" + encodeURIComponent(leadId) + "/status", {
+    htmx.ajax("POST", card.dataset.moveUrl, {
       source: card,
       target: "#board-messages",
       swap: "innerHTML",
@@ -69,11 +74,12 @@
   }
 
   function requestMove(card, status, origin, byKeyboard) {
-    if (!ASKS_FOR_DETAILS[status]) {
+    var column = columnFor(status);
+    if (!column || !column.dataset.dialogTitle) {
       postMove(card, status, {}, origin, byKeyboard);
       return;
     }
-    askForDetails(card, status, function (details) {
+    askForDetails(card, column, function (details) {
       postMove(card, status, details, origin, byKeyboard);
     }, function () {
       snapBack(card, origin);
@@ -81,25 +87,26 @@
     });
   }
 
-  // «Tapt» needs a reason, «Kunde» may carry a note: asked in one native <dialog> (focus handled by the browser).
-  function askForDetails(card, status, onConfirm, onCancel) {
+  // A reason where the column requires one, and an optional note: asked in one native <dialog> (focus handled
+  // by the browser).
+  function askForDetails(card, column, onConfirm, onCancel) {
     var dialog = document.getElementById("move-dialog");
     var form = document.getElementById("move-dialog-form");
     var reason = document.getElementById("move-reason");
     var note = document.getElementById("move-note");
     var reasonError = document.getElementById("move-reason-error");
-    var isLost = status === "lost";
-    document.getElementById("move-dialog-title").textContent = isLost ? "Flytt til «Tapt»" : "Flytt til «Kunde»";
+    var needsReason = column.dataset.requiresReason === "true";
+    document.getElementById("move-dialog-title").textContent = column.dataset.dialogTitle;
     document.getElementById("move-dialog-lead").textContent = card.dataset.organization || "";
-    form.querySelector("[data-for=lost]").hidden = !isLost;
-    reason.required = isLost;
+    form.querySelector("[data-for=reason]").hidden = !needsReason;
+    reason.required = needsReason;
     reason.value = "";
     note.value = "";
     reasonError.hidden = true;
 
     function onSubmit(event) {
       var confirmed = event.submitter && event.submitter.value === "confirm";
-      if (confirmed && isLost && !reason.value) {
+      if (confirmed && needsReason && !reason.value) {
         event.preventDefault();
         reasonError.hidden = false;
         reason.setAttribute("aria-invalid", "true");
@@ -112,7 +119,7 @@
       dialog.removeEventListener("close", onClose);
       reason.removeAttribute("aria-invalid");
       if (dialog.returnValue === "confirm") {
-        onConfirm({ reason: isLost ? reason.value : "", note: note.value });
+        onConfirm({ reason: needsReason ? reason.value : "", note: note.value });
       } else {
         onCancel();
       }
@@ -121,7 +128,7 @@
     dialog.addEventListener("close", onClose);
     dialog.returnValue = "";
     dialog.showModal();
-    (isLost ? reason : note).focus();
+    (needsReason ? reason : note).focus();
   }
 
   function initSortable(list) {
