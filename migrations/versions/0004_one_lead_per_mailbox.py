@@ -20,9 +20,12 @@ down_revision = "0002"
 branch_labels = None
 depends_on = None
 
-# Furthest first; converted and lost are final, so they beat any open status.
-STATUS_RANK = "CASE {column} WHEN 'converted' THEN 6 WHEN 'lost' THEN 5 WHEN 'demo_scheduled' THEN 4 " \
-    "WHEN 'qualified' THEN 3 WHEN 'contacted' THEN 2 ELSE 1 END"
+# The group's winning status first: converted and lost are final, so they beat any open status; then the
+# furthest along; then the latest move.
+WINNING_STATUS_FIRST = (
+    "ORDER BY CASE member.status WHEN 'converted' THEN 6 WHEN 'lost' THEN 5 WHEN 'demo_scheduled' THEN 4 "
+    "WHEN 'qualified' THEN 3 WHEN 'contacted' THEN 2 ELSE 1 END DESC, member.status_changed_at DESC LIMIT 1"
+)
 
 
 def canonical_email(email: str) -> str:
@@ -55,13 +58,9 @@ MERGE_STATEMENTS = [
          updated_at = (SELECT max(member.updated_at) FROM leads member WHERE {MEMBERS}),
          confirmation_sent_at = (SELECT max(member.confirmation_sent_at) FROM leads member
                                  WHERE {MEMBERS}),
-         status = (SELECT member.status FROM leads member WHERE {MEMBERS}
-                   ORDER BY {STATUS_RANK.format(column="member.status")} DESC, member.status_changed_at DESC
-                   LIMIT 1),
+         status = (SELECT member.status FROM leads member WHERE {MEMBERS} {WINNING_STATUS_FIRST}),
          status_changed_at = (SELECT member.status_changed_at FROM leads member WHERE {MEMBERS}
-                              ORDER BY {STATUS_RANK.format(column="member.status")} DESC,
-                                       member.status_changed_at DESC
-                              LIMIT 1)
+                              {WINNING_STATUS_FIRST})
        WHERE id IN (SELECT survivor_id FROM lead_merges)""",
     """UPDATE bookings SET lead_id = (SELECT survivor_id FROM lead_merges WHERE lead_merges.lead_id = bookings.lead_id)
        WHERE lead_id IN (SELECT lead_id FROM lead_merges)""",
