@@ -117,10 +117,12 @@ def redis_url_for_limits(redis_url: str) -> str:
 
 
 def engine_options(database_url: str) -> dict:
+    # A failed statement's parameters are names, emails and phones: SQLAlchemy must not quote them in errors.
     if database_url.startswith("sqlite"):
         # Threads of one process share the file; WAL and busy_timeout are set on connect (see tune_sqlite).
-        return {"connect_args": {"timeout": 15}}
+        return {"connect_args": {"timeout": 15}, "hide_parameters": True}
     return {
+        "hide_parameters": True,
         "pool_pre_ping": True,  # a restarted PostgreSQL must not hand out dead pooled connections
         "pool_recycle": 1800,
         "connect_args": {"connect_timeout": 5},

@@ -105,8 +105,27 @@ class BookingResult:
         return self.booking_count > 1
 
 
+def _canonical_address(email: str) -> str:
+    """email-validator's normalized form (domain through NFKC and IDNA, as Unicode), local part lower-cased.
+
+    The domain stays in Unicode (`bær.no`, not `xn--br-1ia.no`): it is what staff recognise on the lead
+    page and search for; the mailer encodes it for DNS when it sends. Raises EmailNotValidError.
+    """
+    normalized = validate_email(email, check_deliverability=False, allow_smtputf8=False).normalized
+    local_part, _, domain = normalized.rpartition("@")
+    return f"{local_part.lower()}@{domain}"
+
+
 def normalize_email(email: str) -> str:
-    return email.strip().lower()
+    """One mailbox, one spelling: `kari@ＬＨＬ.no`, `Kari@lhl.no` and `kari@lhl.no` are the same lead.
+
+    Anything that is no valid address (a login attempt, say) is only trimmed and lower-cased.
+    """
+    address = email.strip()
+    try:
+        return _canonical_address(address)
+    except EmailNotValidError:
+        return address.lower()
 
 
 def normalize_phone(raw: str) -> str:
@@ -147,7 +166,7 @@ def _email_problem(email: str) -> str | None:
         )
     try:
         # DNS is not asked: a prospect's typo should not wait on a lookup, and the mail tells us anyway.
-        validate_email(email, check_deliverability=False, allow_smtputf8=False)
+        _canonical_address(email)
     except EmailNotValidError:
         return "Skriv inn en gyldig e-postadresse, for eksempel navn@organisasjon.no."
     return None

@@ -57,6 +57,7 @@ REASON_REQUIRED = frozenset({LeadStatus.LOST})
 
 # Staff type in leads from every channel but the website form, which only the public booking creates.
 STAFF_SOURCES = tuple(source for source in LeadSource if source != LeadSource.WEBSITE)
+EMAIL_TAKEN = "En annen lead har allerede denne e-postadressen. Søk den opp i stedet."
 
 
 class LeadNotFound(LookupError):
@@ -415,15 +416,24 @@ def update_contact(lead_id: uuid.UUID, raw: Mapping[str, object]) -> Lead:
     """Staff edit the contact fields; the same rules as the public form. Nothing else is editable here."""
     lead = get_lead(lead_id)
     details = leads.validate_contact_details(raw)
-    taken = db.session.execute(
-        sa.select(Lead.id).where(Lead.email == details.email, Lead.id != lead_id)
-    ).first()
-    if taken:
-        raise LeadValidationError({"email": "En annen lead har allerede denne e-postadressen. Søk den opp i stedet."})
+    if _email_taken(details.email, lead_id):
+        raise LeadValidationError({"email": EMAIL_TAKEN})
     for name, value in details.as_dict().items():
         setattr(lead, name, value)
-    db.session.commit()
+    try:
+        db.session.commit()
+    except sa.exc.IntegrityError:
+        # Another edit or booking took the address between our check and our commit: the unique index
+        # decided, and the salesperson gets the same answer as when the check catches it.
+        db.session.rollback()
+        if _email_taken(details.email, lead_id):
+            raise LeadValidationError({"email": EMAIL_TAKEN}) from None
+        raise
     return lead
+
+
+def _email_taken(email: str, lead_id: uuid.UUID) -> bool:
+    return db.session.execute(sa.select(Lead.id).where(Lead.email == email, Lead.id != lead_id)).first() is not None
 
 
 def staff_source(value: object) -> LeadSource:
