@@ -146,6 +146,36 @@ def test_next_pointing_off_site_sends_you_to_the_board(client, staff_user, targe
     assert response.headers["Location"] == "/pipeline"
 
 
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/pipeline\r\nSet-Cookie: x=1",
+        "/pipeline\n",
+        "/\r\n/evil.example",
+        "/\t/evil.example",
+        "/pipeline\x00",
+        "/pipeline\u2028",
+        "/pipeline\x85",
+    ],
+    ids=["crlf_header", "lf", "crlf_slash", "tab_slash", "nul", "line_separator", "next_line"],
+)
+def test_control_characters_in_next_send_you_to_the_board_and_sign_you_in(app, client, staff_user, target):
+    response = sign_in(client, staff_user["email"], staff_user["password"], next_path=target)
+
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/pipeline"
+    assert "Set-Cookie: x" not in str(response.headers)
+    assert client.get("/pipeline").status_code == 200
+    assert len(staff_sessions(app, staff_user["id"])) == 1
+
+
+def test_a_local_next_with_letters_outside_ascii_is_sent_encoded(client, staff_user):
+    response = sign_in(client, staff_user["email"], staff_user["password"], next_path="/pipeline?q=Ødegård")
+
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/pipeline?q=%C3%98deg%C3%A5rd"
+
+
 @pytest.mark.parametrize("target", ["/pipeline/leads/new", "/pipeline?q=kari&source=phone"])
 def test_next_pointing_to_a_local_page_is_kept(client, staff_user, target):
     response = sign_in(client, staff_user["email"], staff_user["password"], next_path=target)

@@ -2,6 +2,7 @@ from urllib.parse import urlsplit
 
 from flask import current_app, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
+from werkzeug.urls import iri_to_uri
 
 from .. import accounts
 from ..client_ip import client_ip
@@ -25,12 +26,16 @@ def login_account_key() -> str:
 def safe_next(target: str | None) -> str:
     """Only a path on this site: never another host, scheme, or a protocol-relative //host."""
     default = url_for("pipeline.board")
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    # Judged on the raw string, which is what would be sent: urlsplit quietly drops tabs and line breaks,
+    # and a line break in a Location header fails the response after the session has been created.
+    if not target or not target.isprintable():
+        return default
+    if not target.startswith("/") or target.startswith("//") or "\\" in target:
         return default
     parts = urlsplit(target)
     if parts.scheme or parts.netloc:
         return default
-    return target
+    return iri_to_uri(target)  # a header carries ASCII only
 
 
 def render_login(form: LoginForm, error: str | None = None, status: int = 200):
