@@ -851,3 +851,19 @@ def test_any_text_anywhere_is_answered_without_a_5xx_and_shown_escaped(app, staf
             assert response.status_code in (401, 422, 400)
 
     check()
+
+
+# --- timestamps at the edge of what a datetime holds ------------------------------------------------
+
+EXTREME_MOMENTS = ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00-00:01")
+
+
+@pytest.mark.parametrize("moment", EXTREME_MOMENTS)
+def test_a_since_or_cursor_beyond_the_calendar_is_ignored_not_a_5xx(app, staff_client, moment):
+    lead_id = uuid.UUID("00000000-0000-4000-8000-000000000001")
+
+    poll = staff_client.get("/pipeline/changes", query_string={"since": moment}, headers=HTMX)
+    more = staff_client.get("/pipeline/columns/new", query_string={"cursor": f"{moment}|{lead_id}"}, headers=HTMX)
+
+    assert poll.status_code == 200
+    assert more.status_code == 200
