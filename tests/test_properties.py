@@ -206,7 +206,7 @@ def invalid_submissions(draw):
         submission[field] = " " + draw(st.sampled_from(("x", "å", "🙂"))) * (MAX_LENGTHS[field] + 1) + " "
     elif fault == "line_break":
         field = draw(st.sampled_from(("first_name", "last_name", "organization_name", "role_title")))
-        submission[field] = "Kari" + draw(st.sampled_from(("\r\n", "\n", "\r"))) + "Bcc: alle@eksempel.no"
+        submission[field] = "Kari" + draw(st.sampled_from(("\r\n", "\n", "\r", "\u2028", "\u2029"))) + "Bcc: alle@eksempel.no"
     elif fault == "control":
         field = draw(st.sampled_from(TEXT_FIELDS))
         submission[field] = "Kari" + draw(st.sampled_from(("\x00", "\x07", "\x1b", "\x7f", "\x85"))) + "Nordmann"
@@ -225,11 +225,11 @@ def text_field_ok(field: str, raw: str | None) -> bool:
     text = raw.strip() if isinstance(raw, str) else ""
     if not text:
         return field not in REQUIRED_FIELDS
-    allowed = "\n\r\t" if field in MULTILINE_FIELDS else ""
+    allowed = "\n\r\t\u2028\u2029" if field in MULTILINE_FIELDS else ""
     for character in text:
         if character in allowed:
             continue
-        if character in "\r\n" or unicodedata.category(character) in ("Cc", "Cs"):
+        if character in "\r\n\u2028\u2029" or unicodedata.category(character) in ("Cc", "Cs"):
             return False
     return len(text) <= MAX_LENGTHS[field]
 
