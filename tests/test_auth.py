@@ -15,7 +15,7 @@ from meander_site.auth.views import WRONG_CREDENTIALS
 from meander_site.extensions import db
 from meander_site.models import Lead, LeadStatusChange, StaffSession, User
 
-THROTTLED = "For mange mislykkede innlogginger"
+THROTTLED = "For mange innloggingsforsøk"
 ERROR_SUMMARY = re.compile(r'<div class="error-summary"[^>]*><p>(.*?)</p></div>', re.S)
 
 
