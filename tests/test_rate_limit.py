@@ -1,6 +1,5 @@
 """rate_limit_per_ip: 5 booking POSTs per client IP in a rolling hour, on the shared Redis."""
 
-import io
 import re
 import time
 from html.parser import HTMLParser
@@ -13,6 +12,7 @@ import sqlalchemy as sa
 from conftest import VALID_BOOKING, book
 from limits.storage import RedisStorage
 from redis import Redis
+from test_request_limits import WatchedBody
 
 import meander_site.errors
 from meander_site.extensions import db, limiter
@@ -224,16 +224,6 @@ def test_the_429_page_says_how_many_minutes_to_wait_and_whom_to_write_to(app, cl
     assert wait_notice(book(client, **SIXTH).get_data(as_text=True)) == "Prøv igjen om 1 minutt"
 
 
-class UnreadBody(io.BytesIO):
-    """A request body that remembers whether anyone read from it."""
-
-    def read(self, *args):
-        self.was_read = True
-        return super().read(*args)
-
-    readline = read
-
-
 def test_a_limited_booking_with_an_oversize_multipart_body_gets_429_without_the_body_being_read(app, client):
     five_posts(client)
     boundary = "grense"
@@ -242,8 +232,7 @@ def test_a_limited_booking_with_an_oversize_multipart_body_gets_429_without_the_
         + b"x" * (5 * 1024 * 1024)
         + f"\r\n--{boundary}--\r\n".encode()
     )
-    stream = UnreadBody(body)
-    stream.was_read = False
+    stream = WatchedBody(body)
 
     response = client.post(
         "/demo",
