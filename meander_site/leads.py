@@ -58,6 +58,8 @@ MAX_LENGTHS = {
 }
 MULTILINE_FIELDS = {"notes", "current_solution", "preferred_demo_timing"}
 ALLOWED_MULTILINE_CONTROLS = {"\n", "\r", "\t"}
+# U+2028 and U+2029 (line and paragraph separator) break lines too, in mail headers and in JavaScript.
+LINE_BREAKS = {"\r", "\n", "\u2028", "\u2029"}
 
 REQUIRED_MESSAGES = {
     "first_name": "Skriv inn fornavnet ditt.",
@@ -144,11 +146,11 @@ def has_control_characters(value: str) -> bool:
 
 
 def forbidden_character_message(field: str, value: str) -> str | None:
-    allowed = ALLOWED_MULTILINE_CONTROLS if field in MULTILINE_FIELDS else set()
+    allowed = ALLOWED_MULTILINE_CONTROLS | LINE_BREAKS if field in MULTILINE_FIELDS else set()
     for character in value:
         if character in allowed:
             continue
-        if character in "\r\n":
+        if character in LINE_BREAKS:
             return "Feltet kan bare ha én linje. Fjern linjeskiftet."
         if unicodedata.category(character) in ("Cc", "Cs"):
             return "Feltet inneholder et usynlig kontrolltegn. Skriv teksten inn på nytt."

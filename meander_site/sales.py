@@ -233,12 +233,16 @@ def board(board_filter: BoardFilter, per_column: int = CARDS_PER_COLUMN) -> list
 
 
 def parse_timestamp(value: str | None) -> datetime | None:
-    """An ISO timestamp from a URL; one without a zone is taken as UTC (what the board sends)."""
+    """An ISO timestamp from a URL, in UTC; one without a zone is taken as UTC (what the board sends).
+
+    None when it is not one, or lies beyond what a datetime holds once moved to UTC
+    (0001-01-01T00:00:00+14:00): an unreadable cursor or `since` is ignored, never an error.
+    """
     try:
         moment = datetime.fromisoformat(value or "")
-    except ValueError:
+        return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def parse_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
