@@ -145,26 +145,32 @@ def test_bookings_that_commit_while_staff_erase_their_lead_survive_as_a_new_lead
         assert (lead.email, lead.booking_count, lead.status) == ("kari.nordmann@lhl.no", count, "new")
 
 
+def race_bookings_against_an_erasure(app, staff_user, round_number: int, bookers: int):
+    """One lead; its erasure and `bookers` bookings for its address start together. Returns the erased
+    lead, the ids the erasure reports erasing, and the ids of the bookings that returned."""
+    erased = make_lead(app, notes=f"Runde {round_number}")
+    erased_ids: set[uuid.UUID] = set()
+
+    def work(n: int, barrier: threading.Barrier):
+        with app.app_context():
+            if n == 0:
+                user = db.session.get(User, staff_user["id"])
+                barrier.wait()
+                erased_ids.update(sales.erase(erased["id"], by=user))
+                return None
+            details = leads.validate_contact_details({**VALID_BOOKING, "notes": f"{round_number}/{n}"})
+            barrier.wait()
+            return leads.book_demo(details, ip_address=f"10.5.{round_number}.{n}").booking_id
+
+    booked = {booking_id for booking_id in run_together(bookers + 1, work) if booking_id}
+    return erased, erased_ids, booked
+
+
 def test_erasure_racing_bookings_loses_none_that_it_did_not_erase(app, staff_user):
     """Free-running races, several rounds: every booking that returned either exists afterwards or is one
     the erasure reported erasing (it committed before the erasure began)."""
-    rounds, bookers = 6, 6
-    for round_number in range(rounds):
-        erased = make_lead(app, notes=f"Runde {round_number}")
-        erased_ids: set[uuid.UUID] = set()
-
-        def work(n: int, barrier: threading.Barrier):
-            with app.app_context():
-                if n == 0:
-                    user = db.session.get(User, staff_user["id"])
-                    barrier.wait()
-                    erased_ids.update(sales.erase(erased["id"], by=user))
-                    return None
-                details = leads.validate_contact_details({**VALID_BOOKING, "notes": f"{round_number}/{n}"})
-                barrier.wait()
-                return leads.book_demo(details, ip_address=f"10.5.{round_number}.{n}").booking_id
-
-        booked = {booking_id for booking_id in run_together(bookers + 1, work) if booking_id}
+    for round_number in range(6):
+        erased, erased_ids, booked = race_bookings_against_an_erasure(app, staff_user, round_number, bookers=6)
 
         with app.app_context():
             existing = set(db.session.execute(sa.select(Booking.id)).scalars())

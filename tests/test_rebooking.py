@@ -25,8 +25,16 @@ TYPED_BY_STRANGER = ["Ola", "Svindel", "Innkrever", "evil.example", "fakturaen",
 
 
 def lead_row(app) -> Lead:
+    """The one lead there is, detached for reading."""
     with app.app_context():
         lead = db.session.execute(db.select(Lead)).scalar_one()
+        db.session.expunge(lead)
+        return lead
+
+
+def lead_row_by_email(app, email: str) -> Lead:
+    with app.app_context():
+        lead = db.session.execute(db.select(Lead).where(Lead.email == email)).scalar_one()
         db.session.expunge(lead)
         return lead
 
@@ -188,13 +196,6 @@ def test_a_booking_of_another_lead_cannot_be_applied(app, client, staff_client, 
 
     assert response.status_code == 404
     assert lead_row_by_email(app, "kari.nordmann@lhl.no").first_name == "Kari"
-
-
-def lead_row_by_email(app, email: str) -> Lead:
-    with app.app_context():
-        lead = db.session.execute(db.select(Lead).where(Lead.email == email)).scalar_one()
-        db.session.expunge(lead)
-        return lead
 
 
 # --- where the browser goes ----------------------------------------------------------------------------
