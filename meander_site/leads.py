@@ -15,6 +15,7 @@ from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from sqlalchemy.dialects import postgresql, sqlite
 
+from . import confirmations
 from .extensions import db
 from .models import (
     CONTACT_FIELDS,
@@ -101,6 +102,7 @@ class BookingResult:
     booking_id: uuid.UUID
     masked_ref: str
     booking_count: int
+    mail_due: bool = False
 
     @property
     def is_rebooking(self) -> bool:
@@ -224,8 +226,13 @@ def validate_contact_details(raw: Mapping[str, object]) -> ContactDetails:
 
 
 @functools.cache
-def _upsert_statement(dialect: str):
+def _upsert_statement(dialect: str, by_staff: bool = False):
     """INSERT … ON CONFLICT (email) DO UPDATE: one atomic statement, so concurrent bookings never race.
+
+    A public rebooking overwrites the lead's details only while the lead is new and untouched by staff;
+    otherwise the lead keeps them and points at the booking (:booking_id) whose details differ, for staff
+    to decide. Staff typing a lead in always write their details. Every CASE reads the row as it stood
+    under the conflict's row lock, so the choice is made inside the same statement.
 
     Built once per dialect and executed with the booking's values as parameters: constructing it per
     request cost more CPU than running it.
@@ -233,10 +240,26 @@ def _upsert_statement(dialect: str):
     insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
     leads = Lead.__table__.c
     statement = insert(Lead)
-    on_rebooking = {field: statement.excluded[field] for field in CONTACT_FIELDS}
+    excluded = statement.excluded
+    if by_staff:
+        on_rebooking = {field: excluded[field] for field in CONTACT_FIELDS}
+        on_rebooking.update(
+            ip_address=excluded.ip_address, staff_edited_at=excluded.staff_edited_at, newer_details_booking_id=None
+        )
+    else:
+        may_overwrite = sa.and_(leads.status == LeadStatus.NEW.value, leads.staff_edited_at.is_(None))
+        on_rebooking = {
+            field: sa.case((may_overwrite, excluded[field]), else_=leads[field])
+            for field in (*CONTACT_FIELDS, "ip_address")
+        }
+        details_differ = sa.or_(*(leads[field].is_distinct_from(excluded[field]) for field in CONTACT_FIELDS))
+        on_rebooking["newer_details_booking_id"] = sa.case(
+            (may_overwrite, sa.null()),
+            (details_differ, sa.bindparam("booking_id", type_=sa.Uuid)),
+            else_=sa.null(),
+        )
     on_rebooking.update(
-        ip_address=statement.excluded.ip_address,
-        updated_at=statement.excluded.updated_at,
+        updated_at=excluded.updated_at,
         booking_count=leads.booking_count + 1,
         # The new booking's confirmation has not gone out yet.
         confirmation_sent_at=None,
@@ -251,18 +274,21 @@ def book_demo(
     ip_address: str | None,
     source: LeadSource = LeadSource.WEBSITE,
     with_confirmation: bool = True,
+    by_staff: bool = False,
 ) -> BookingResult:
-    """Create the lead, or update the one with this email and count the booking; keep the submission.
+    """Create the lead, or count the booking on the one with this email; keep the submission.
 
-    Commits. Status, masked_ref and created_at of an existing lead are never touched here. Without a
-    confirmation (a lead staff typed in), the booking's mail is never due, so no sweep sends it.
+    Commits. Status, masked_ref and created_at of an existing lead are never touched here, nor its details
+    once it has left `new` or staff have touched it (see _upsert_statement). Without a confirmation (a lead
+    staff typed in), or past the per-recipient cap, the booking's mail is never due, so no job or sweep
+    sends it.
     """
     sweep_grace = timedelta(seconds=current_app.config["CONFIRMATION_SWEEP_GRACE_SECONDS"])
     contact = details.as_dict()
     now = utcnow()
     booking_id = uuid.uuid4()
     try:
-        upsert = _upsert_statement(db.session.get_bind().dialect.name)
+        upsert = _upsert_statement(db.session.get_bind().dialect.name, by_staff)
         lead_id, masked_ref, booking_count = db.session.execute(
             upsert,
             {
@@ -275,9 +301,15 @@ def book_demo(
                 "created_at": now,
                 "updated_at": now,
                 "status_changed_at": now,
+                "staff_edited_at": now if by_staff else None,
+                "newer_details_booking_id": None,
+                "booking_id": booking_id,
                 **contact,
             },
         ).one()
+        # After the upsert: its row lock (SQLite: the write lock) queues other bookings for this address,
+        # so this count sees every one committed before, and a burst cannot slip past the cap.
+        mail_due = with_confirmation and confirmations.may_send_to(details.email, now)
         db.session.execute(
             sa.insert(Booking),
             {
@@ -286,8 +318,9 @@ def book_demo(
                 "ip_address": ip_address,
                 "created_at": now,
                 # The request enqueues the mail right away; the sweep steps in only if that did not happen.
-                "confirmation_due_at": now + sweep_grace if with_confirmation else None,
+                "confirmation_due_at": now + sweep_grace if mail_due else None,
                 "confirmation_attempts": 0,
+                "confirmation_last_error": confirmations.CAPPED if with_confirmation and not mail_due else None,
                 **contact,
             },
         )
@@ -295,7 +328,9 @@ def book_demo(
     except Exception:
         db.session.rollback()
         raise
-    result = BookingResult(lead_id=lead_id, booking_id=booking_id, masked_ref=masked_ref, booking_count=booking_count)
+    result = BookingResult(
+        lead_id=lead_id, booking_id=booking_id, masked_ref=masked_ref, booking_count=booking_count, mail_due=mail_due
+    )
     log.info(
         "demo rebooked" if result.is_rebooking else "demo booked",
         extra={
@@ -304,6 +339,7 @@ def book_demo(
             "booking_id": str(booking_id),
             "booking_count": booking_count,
             "source": source.value,
+            "mail_due": mail_due,
         },
     )
     return result

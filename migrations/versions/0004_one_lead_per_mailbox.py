@@ -1,7 +1,7 @@
 """one lead per mailbox: normalize stored emails (NFKC, IDNA) and merge leads that collapse into one
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 
 Addresses are canonicalized in Python (IDNA has no SQL), written to a scratch table, and everything else
 is plain SQL that PostgreSQL and SQLite both run. Per canonical address the lead with the earliest
@@ -16,7 +16,7 @@ from alembic import op
 from email_validator import EmailNotValidError, validate_email
 
 revision = "0004"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
