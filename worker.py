@@ -89,18 +89,27 @@ def run_worker(app, stop: Stop) -> None:
 
 def prepare_forks(app) -> None:
     """RQ's scheduler runs in a forked process. It must never use (or close) the parent's pooled sockets,
-    and a SIGTERM that reaches it before RQ installs its handlers must end it, not set our stop flag
-    (the parent waits for it to exit)."""
+    and a SIGTERM that reaches it before RQ installs its handlers must end it, not run the handlers it
+    inherited from us (the parent waits for it to exit). So the stop signals stay blocked across the fork:
+    the child restores the default handlers before it can receive one."""
     with app.app_context():
         engine = db.engine
+    stop_signals = {signal.SIGTERM, signal.SIGINT}
+
+    def before_fork():
+        signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+
+    def in_parent():
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)
 
     def in_child():
-        die_with_parent()  # a SIGKILLed worker must not leave its scheduler holding the lock forever
-        engine.dispose(close=False)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)  # a SIGTERM sent meanwhile ends us now
+        die_with_parent()  # a SIGKILLed worker must not leave its scheduler holding the lock forever
+        engine.dispose(close=False)
 
-    os.register_at_fork(after_in_child=in_child)
+    os.register_at_fork(before=before_fork, after_in_parent=in_parent, after_in_child=in_child)
 
 
 def main() -> None:
