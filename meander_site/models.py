@@ -119,6 +119,9 @@ class Lead(db.Model):
         sa.Index("idx_lead_status_created_at", "status", "created_at"),
         sa.Index("idx_lead_created_at", "created_at"),
         sa.Index("idx_lead_organization_name", "organization_name"),
+        # «Forfaller først» per column, and the owner filters.
+        sa.Index("idx_lead_status_next_step_due_at", "status", "next_step_due_at"),
+        sa.Index("idx_lead_owner_id", "owner_id"),
         enum_check("status", LeadStatus),
         enum_check("source", LeadSource),
         enum_check("organization_size", OrganizationSize, nullable=True),
@@ -146,6 +149,10 @@ class Lead(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     booking_count: Mapped[int] = mapped_column(sa.Integer, default=1)
     status_changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Follow-up: who works the lead and what they do next. Final statuses have no next step.
+    owner_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    next_step: Mapped[str | None] = mapped_column(sa.String(200))
+    next_step_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     bookings: Mapped[list["Booking"]] = relationship(
         back_populates="lead", order_by="Booking.created_at", cascade="all, delete-orphan", passive_deletes=True
@@ -243,6 +250,17 @@ class User(db.Model):
     is_active: Mapped[bool] = mapped_column(sa.Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # «Varsle meg om nye leads»: a mail for every new lead and rebooking.
+    notify_new_leads: Mapped[bool] = mapped_column(sa.Boolean, default=True, server_default=sa.true())
+
+    @property
+    def initials(self) -> str:
+        parts = self.name.split()
+        return "".join(part[0] for part in (parts[:1] + parts[-1:] if len(parts) > 1 else parts)).upper() or "?"
+
+    @property
+    def first_name(self) -> str:
+        return self.name.split()[0] if self.name.split() else self.name
 
 
 class StaffSession(db.Model):
@@ -301,3 +319,71 @@ class AuditEvent(db.Model):
     actor_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     detail: Mapped[str | None] = mapped_column(sa.String(200))
+
+
+class LeadNote(db.Model):
+    """A dated note a salesperson wrote on a lead: the lead page shows them as a timeline."""
+
+    __tablename__ = "lead_notes"
+    __table_args__ = (sa.Index("idx_lead_note_lead_id_created_at", "lead_id", "created_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    lead_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("leads.id", ondelete="CASCADE"))
+    author_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    author_name: Mapped[str | None] = mapped_column(sa.String(100))
+    body: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LeadEvent(db.Model):
+    """Something staff did to a lead besides moving it (reassigning, setting the next step): its history."""
+
+    __tablename__ = "lead_events"
+    __table_args__ = (sa.Index("idx_lead_event_lead_id_at", "lead_id", "at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    lead_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("leads.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(sa.String(40))
+    actor_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    actor_name: Mapped[str | None] = mapped_column(sa.String(100))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # A short, readable account («Eier: Kari → Ola»); never the prospect's own text.
+    detail: Mapped[str | None] = mapped_column(sa.String(300))
+
+
+class OutboxMessage(db.Model):
+    """One mail the site sends, stored before it is queued: the worker claims it, sends it once, records it."""
+
+    __tablename__ = "outbox_messages"
+    __table_args__ = (
+        sa.Index("idx_outbox_due_at", "due_at"),
+        sa.Index("idx_outbox_kind_recipient_sent_at", "kind", "recipient", "sent_at"),
+        sa.Index("idx_outbox_lead_id", "lead_id"),
+        sa.Index("idx_outbox_booking_id", "booking_id"),
+        sa.Index("idx_outbox_dedupe_key", "dedupe_key", unique=True),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    kind: Mapped[str] = mapped_column(sa.String(40))
+    recipient: Mapped[str] = mapped_column(sa.String(254))
+    # What the mail is about; erasing a lead takes its mail with it.
+    lead_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("leads.id", ondelete="CASCADE"))
+    booking_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("bookings.id", ondelete="CASCADE"))
+    user_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    # Ids and settings the builder needs, as JSON; never personal data.
+    payload: Mapped[str | None] = mapped_column(sa.Text)
+    # One mail per key, whoever tries to write it (e.g. one digest per person per day).
+    dedupe_key: Mapped[str | None] = mapped_column(sa.String(120))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Not sent before then (a batch collects what arrives meanwhile).
+    send_after: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When a sweep should (re-)enqueue it if nobody is handling it; NULL once sent or closed.
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A worker holds the send until then, so two jobs never both send it.
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(sa.String(500))
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Never to be sent: suppressed (too many to one address), cancelled, or its subject is gone.
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_reason: Mapped[str | None] = mapped_column(sa.String(40))

@@ -65,34 +65,76 @@ def _printable(text: str) -> str:
     return "".join(" " if leads.has_control_characters(character) else character for character in text)
 
 
+SORT_ORDERS = {
+    "due": "Forfaller først",
+    "oldest": "Eldste først",
+    "newest": "Nyeste først",
+}
+OWNER_FILTERS = {"mine": "Mine", "none": "Ufordelt"}
+
+
+def default_sort(status: LeadStatus) -> str:
+    # Open columns are worked in the order things fall due; final ones are read newest first.
+    return "newest" if status in leads.FINAL_STATUSES else "due"
+
+
 @dataclass(frozen=True)
 class BoardFilter:
-    """Search and filters, read from the query string so a view can be bookmarked."""
+    """Search, filters and column order, read from the query string so a view can be bookmarked."""
 
     q: str = ""
     source: str = ""
     organization_size: str = ""
     period: str = ""
+    owner: str = ""  # "mine", "none" or a user id
+    overdue: str = ""  # "1": only leads whose next step is overdue
+    sorts: tuple[tuple[str, str], ...] = ()  # (status, order) where a column differs from its default
+    viewer_id: uuid.UUID | None = field(default=None, compare=False)
 
     @classmethod
-    def from_args(cls, args: Mapping[str, str]) -> "BoardFilter":
+    def from_args(cls, args: Mapping[str, str], viewer_id: uuid.UUID | None = None) -> "BoardFilter":
         # Unknown values are ignored rather than refused: an old bookmark still opens the board.
         source = args.get("source", "")
         size = args.get("organization_size", "")
         period = args.get("period", "")
+        owner = args.get("owner", "")
+        if owner not in OWNER_FILTERS:
+            try:
+                owner = str(uuid.UUID(owner))
+            except (ValueError, TypeError, AttributeError):
+                owner = ""
+        sorts = tuple(
+            (status.value, args[f"sort_{status.value}"])
+            for status in LeadStatus
+            if args.get(f"sort_{status.value}") in SORT_ORDERS and args[f"sort_{status.value}"] != default_sort(status)
+        )
         return cls(
             q=" ".join(_printable(args.get("q") or "").split())[:MAX_SEARCH_LENGTH],
             source=source if source in LeadSource.values() else "",
             organization_size=size if size in OrganizationSize.values() else "",
             period=period if period in PERIODS else "",
+            owner=owner if owner != "mine" or viewer_id else "",
+            overdue="1" if args.get("overdue") == "1" else "",
+            sorts=sorts,
+            viewer_id=viewer_id,
         )
 
     @property
     def is_empty(self) -> bool:
-        return not (self.q or self.source or self.organization_size or self.period)
+        """No condition on which leads show (column order does not count)."""
+        return not (self.q or self.source or self.organization_size or self.period or self.owner or self.overdue)
 
     def as_args(self) -> dict[str, str]:
-        return {key: value for key, value in vars(self).items() if value}
+        args = {
+            key: getattr(self, key)
+            for key in ("q", "source", "organization_size", "period", "owner", "overdue")
+            if getattr(self, key)
+        }
+        args.update({f"sort_{status}": order for status, order in self.sorts})
+        return args
+
+    def sort_for(self, status: LeadStatus) -> str:
+        return dict(self.sorts).get(status.value, default_sort(status))
 
     def conditions(self, now: datetime | None = None) -> list:
         conditions = []
@@ -112,7 +154,30 @@ class BoardFilter:
             conditions.append(Lead.organization_size == self.organization_size)
         if self.period:
             conditions.append(Lead.created_at >= (now or utcnow()) - PERIODS[self.period][1])
+        if self.owner == "mine":
+            conditions.append(Lead.owner_id == self.viewer_id)
+        elif self.owner == "none":
+            conditions.append(Lead.owner_id.is_(None))
+        elif self.owner:
+            conditions.append(Lead.owner_id == uuid.UUID(self.owner))
+        if self.overdue:
+            conditions.append(overdue_condition(now))
         return conditions
+
+
+def overdue_condition(now: datetime | None = None):
+    return sa.and_(
+        Lead.status.notin_([status.value for status in leads.FINAL_STATUSES]),
+        Lead.next_step_due_at < (now or utcnow()),
+    )
+
+
+def overdue_count(board_filter: BoardFilter) -> int:
+    """The header's «N forfalt»: open leads in this view whose next step is past due."""
+    now = utcnow()
+    return db.session.execute(
+        sa.select(sa.func.count()).select_from(Lead).where(overdue_condition(now), *board_filter.conditions(now))
+    ).scalar_one()
 
 
 @dataclass
@@ -120,16 +185,33 @@ class Card:
     lead: Lead
     mail_state: str  # "sent", "pending", "failing" or "none"
     mail_error: str | None = None
+    owner: User | None = None
 
     @property
     def allowed_moves(self) -> list[LeadStatus]:
         return leads.allowed_moves(self.lead.status)
+
+    @property
+    def is_final(self) -> bool:
+        return leads.parse_status(self.lead.status) in leads.FINAL_STATUSES
+
+    def is_overdue(self, now: datetime) -> bool:
+        due = self.lead.next_step_due_at
+        return not self.is_final and due is not None and due < now
+
+
+def _sort_key_columns(order: str):
+    """The columns a column's cards are ordered by, ending with the id so the order is total."""
+    if order == "due":
+        return (Lead.next_step_due_at, Lead.id), False
+    return (Lead.created_at, Lead.id), order == "newest"
 
 
 @dataclass
 class Column:
     status: LeadStatus
     count: int
+    order: str = "due"
     cards: list[Card] = field(default_factory=list)
     has_more: bool = False
 
@@ -138,7 +220,8 @@ class Column:
         if not self.cards:
             return None
         last = self.cards[-1].lead
-        return f"{last.created_at.isoformat()}|{last.id}"
+        key = last.next_step_due_at if self.order == "due" else last.created_at
+        return f"{key.isoformat() if key else ''}|{last.id}"
 
 
 def column_counts(board_filter: BoardFilter) -> dict[str, int]:
@@ -153,21 +236,40 @@ def column_counts(board_filter: BoardFilter) -> dict[str, int]:
     return counts
 
 
-def _column_page(status: str, board_filter: BoardFilter, before: tuple[datetime, uuid.UUID] | None, limit: int):
-    query = sa.select(Lead.id).where(Lead.status == status, *board_filter.conditions())
-    if before is not None:
-        created_at, lead_id = before
-        query = query.where(
-            sa.or_(Lead.created_at < created_at, sa.and_(Lead.created_at == created_at, Lead.id < lead_id))
-        )
-    return query.order_by(Lead.created_at.desc(), Lead.id.desc()).limit(limit)
+def _column_page(
+    status: LeadStatus, board_filter: BoardFilter, after: tuple[datetime | None, uuid.UUID] | None, limit: int
+):
+    """One page of a column in its order, continuing after `after` (a keyset cursor: key value, id)."""
+    order = board_filter.sort_for(status)
+    (key, lead_id_column), descending = _sort_key_columns(order)
+    query = sa.select(Lead.id).where(Lead.status == status.value, *board_filter.conditions())
+    if after is not None:
+        value, lead_id = after
+        if value is None:
+            # Past every dated card: only undated ones remain (they sort last).
+            query = query.where(key.is_(None), lead_id_column > lead_id)
+        elif descending:
+            query = query.where(sa.or_(key < value, sa.and_(key == value, lead_id_column < lead_id)))
+        else:
+            query = query.where(
+                sa.or_(key > value, sa.and_(key == value, lead_id_column > lead_id), key.is_(None))
+            )
+    if descending:
+        return query.order_by(key.desc(), lead_id_column.desc()).limit(limit)
+    return query.order_by(key.asc().nulls_last(), lead_id_column.asc()).limit(limit)
 
 
 def _cards_for(lead_ids: list[uuid.UUID]) -> dict[uuid.UUID, Card]:
-    """Leads and their mail state in two queries, whatever their number."""
+    """Leads, their owners and their mail state in three queries, whatever their number."""
     if not lead_ids:
         return {}
-    lead_rows = db.session.execute(sa.select(Lead).where(Lead.id.in_(lead_ids))).scalars()
+    lead_rows = list(db.session.execute(sa.select(Lead).where(Lead.id.in_(lead_ids))).scalars())
+    owner_ids = {lead.owner_id for lead in lead_rows if lead.owner_id}
+    owners = (
+        {user.id: user for user in db.session.execute(sa.select(User).where(User.id.in_(owner_ids))).scalars()}
+        if owner_ids
+        else {}
+    )
     unsent = db.session.execute(
         sa.select(
             Booking.lead_id,
@@ -190,30 +292,39 @@ def _cards_for(lead_ids: list[uuid.UUID]) -> dict[uuid.UUID, Card]:
             state = "pending"
         else:
             state = "sent" if lead.confirmation_sent_at else "none"
-        cards[lead.id] = Card(lead=lead, mail_state=state, mail_error=error if state == "failing" else None)
+        cards[lead.id] = Card(
+            lead=lead,
+            mail_state=state,
+            mail_error=error if state == "failing" else None,
+            owner=owners.get(lead.owner_id),
+        )
     return cards
 
 
 def board(board_filter: BoardFilter, per_column: int = CARDS_PER_COLUMN) -> list[Column]:
-    """Every column with its count and newest cards: three queries, whatever the database holds."""
-    pages = [
-        _column_page(status, board_filter, None, per_column + 1).subquery().select()
-        for status in LeadStatus.values()
-    ]
+    """Every column with its count and first cards in its order: four queries, whatever the database holds."""
+    pages = [_column_page(status, board_filter, None, per_column + 1).subquery().select() for status in LeadStatus]
     shown_ids = [row[0] for row in db.session.execute(sa.union_all(*pages))]
     cards = _cards_for(shown_ids)
     counts = column_counts(board_filter)
-    columns = {status: Column(status=status, count=counts[status.value]) for status in LeadStatus}
+    columns = {
+        status: Column(status=status, count=counts[status.value], order=board_filter.sort_for(status))
+        for status in LeadStatus
+    }
     for lead_id in shown_ids:
-        card = cards[lead_id]
-        column = columns[LeadStatus(card.lead.status)]
-        if len(column.cards) < per_column:
-            column.cards.append(card)
-        else:
-            column.has_more = True
+        columns[LeadStatus(cards[lead_id].lead.status)].cards.append(cards[lead_id])
     for column in columns.values():
-        column.cards.sort(key=lambda card: (card.lead.created_at, card.lead.id), reverse=True)
+        # UNION ALL promises no order: each column is sorted again here, the same way the query did.
+        column.cards.sort(key=_card_sort_key(column.order), reverse=column.order == "newest")
+        column.has_more = len(column.cards) > per_column
+        del column.cards[per_column:]
     return list(columns.values())
+
+
+def _card_sort_key(order: str):
+    if order == "due":
+        return lambda card: (card.lead.next_step_due_at is None, card.lead.next_step_due_at or utcnow(), card.lead.id)
+    return lambda card: (card.lead.created_at, card.lead.id)
 
 
 def parse_timestamp(value: str | None) -> datetime | None:
@@ -225,20 +336,23 @@ def parse_timestamp(value: str | None) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def parse_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
-    created_at, _, lead_id = (cursor or "").partition("|")
-    moment = parse_timestamp(created_at)
+def parse_cursor(cursor: str | None) -> tuple[datetime | None, uuid.UUID] | None:
+    key, separator, lead_id = (cursor or "").partition("|")
+    moment = parse_timestamp(key)
+    if not separator or (key and moment is None):
+        return None
     try:
-        return (moment, uuid.UUID(lead_id)) if moment else None
+        return (moment, uuid.UUID(lead_id))
     except ValueError:
         return None
 
 
 def more_cards(status: LeadStatus, board_filter: BoardFilter, cursor: str | None, per_page: int = CARDS_PER_COLUMN):
-    before = parse_cursor(cursor)
-    ids = list(db.session.execute(_column_page(status.value, board_filter, before, per_page + 1)).scalars())
+    after = parse_cursor(cursor)
+    ids = list(db.session.execute(_column_page(status, board_filter, after, per_page + 1)).scalars())
     cards = _cards_for(ids[:per_page])
-    column = Column(status=status, count=0, cards=[cards[lead_id] for lead_id in ids[:per_page]])
+    column = Column(status=status, count=0, order=board_filter.sort_for(status))
+    column.cards = [cards[lead_id] for lead_id in ids[:per_page]]
     column.has_more = len(ids) > per_page
     return column
 
