@@ -6,8 +6,19 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
+from . import business_days
 from .extensions import db
-from .models import Booking, Lead, LeadSource, LeadStatus, LeadStatusChange, OrganizationSize, new_masked_ref, utcnow
+from .models import (
+    Booking,
+    Lead,
+    LeadSource,
+    LeadStatus,
+    LeadStatusChange,
+    OrganizationSize,
+    User,
+    new_masked_ref,
+    utcnow,
+)
 
 FIRST_NAMES = [
     "Kari", "Ola", "Ingrid", "Lars", "Sigrid", "Jonas", "Nora", "Henrik", "Emma", "Magnus", "Ida", "Sander",
@@ -36,15 +47,6 @@ NOTES = [
     None,
     None,
 ]
-# Roughly what a real pipeline looks like: most leads are early.
-STATUS_WEIGHTS = {
-    LeadStatus.NEW: 30,
-    LeadStatus.CONTACTED: 20,
-    LeadStatus.QUALIFIED: 15,
-    LeadStatus.DEMO_SCHEDULED: 12,
-    LeadStatus.CONVERTED: 10,
-    LeadStatus.LOST: 13,
-}
 SOURCE_WEIGHTS = {
     LeadSource.WEBSITE: 60,
     LeadSource.REFERRAL: 12,
@@ -53,6 +55,35 @@ SOURCE_WEIGHTS = {
     LeadSource.EMAIL: 5,
     LeadSource.OTHER: 3,
 }
+LOST_REASON_WEIGHTS = {
+    "other_solution": 25,
+    "price": 20,
+    "no_need": 25,
+    "no_response": 20,
+    "not_a_fit": 7,
+    "other": 3,
+}
+# How far a lead gets, and how long each stage takes (median days): what a B2B pipeline of ours looks like.
+ADVANCE_CHANCE = {
+    LeadStatus.NEW: 0.85,
+    LeadStatus.CONTACTED: 0.7,
+    LeadStatus.QUALIFIED: 0.75,
+    LeadStatus.DEMO_SCHEDULED: 0.45,
+}
+MEDIAN_STAGE_DAYS = {
+    LeadStatus.NEW: 0.8,
+    LeadStatus.CONTACTED: 5,
+    LeadStatus.QUALIFIED: 8,
+    LeadStatus.DEMO_SCHEDULED: 12,
+}
+SKIP_CHANCE = 0.08  # e.g. a call that qualifies on the spot
+NEXT_STEP_TEXT = {
+    LeadStatus.NEW: "Første kontakt",
+    LeadStatus.CONTACTED: "Følg opp og kvalifiser",
+    LeadStatus.QUALIFIED: "Avtal demo",
+    LeadStatus.DEMO_SCHEDULED: "Følg opp etter demoen",
+}
+DEMO_COLLEAGUES = [("Kari Salg", "kari.salg"), ("Ola Oppfølging", "ola.oppfolging"), ("Ingrid Innsalg", "ingrid.innsalg")]
 BATCH_SIZE = 2000
 ASCII_LETTERS = str.maketrans({"æ": "ae", "ø": "o", "å": "a", " ": "-"})
 
@@ -61,13 +92,38 @@ def _email_local(first: str, last: str, serial: int) -> str:
     return f"{first}.{last}.{serial}".lower().translate(ASCII_LETTERS)
 
 
-def _fake_lead(serial: int, run_tag: str, now, rng: random.Random) -> tuple[dict, dict, dict | None]:
+def _stage_duration(status: LeadStatus, rng: random.Random) -> timedelta:
+    return timedelta(days=MEDIAN_STAGE_DAYS[status] * rng.lognormvariate(0, 0.8))
+
+
+def _journey(created_at, now, rng: random.Random) -> list[tuple[LeadStatus, LeadStatus, object]]:
+    """The moves a lead made: forward, sometimes skipping a stage, possibly lost; none in the future."""
+    moves, status, at = [], LeadStatus.NEW, created_at
+    order = [LeadStatus.NEW, LeadStatus.CONTACTED, LeadStatus.QUALIFIED, LeadStatus.DEMO_SCHEDULED, LeadStatus.CONVERTED]
+    while status in ADVANCE_CHANCE:
+        at = at + _stage_duration(status, rng)
+        if at >= now:
+            break
+        if rng.random() < ADVANCE_CHANCE[status]:
+            step = 2 if rng.random() < SKIP_CHANCE and status != LeadStatus.DEMO_SCHEDULED else 1
+            target = order[min(order.index(status) + step, len(order) - 1)]
+        else:
+            target = LeadStatus.LOST
+        moves.append((status, target, at))
+        status = target
+    return moves
+
+
+def _fake_lead(serial: int, run_tag: str, now, rng: random.Random, owners: list) -> tuple[dict, dict, list[dict]]:
     first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
     organization = f"{rng.choice(ORGANIZATION_KINDS)} {rng.choice(PLACES)}"
-    status = rng.choices(list(STATUS_WEIGHTS), weights=list(STATUS_WEIGHTS.values()))[0]
     source = rng.choices(list(SOURCE_WEIGHTS), weights=list(SOURCE_WEIGHTS.values()))[0]
-    created_at = now - timedelta(seconds=rng.randint(60, 365 * 24 * 3600))
-    status_changed_at = created_at + (now - created_at) * rng.random() if status != LeadStatus.NEW else created_at
+    # More leads lately than a year ago: the site is growing.
+    created_at = now - timedelta(seconds=int(365 * 24 * 3600 * rng.random() ** 1.3) + 60)
+    moves = _journey(created_at, now, rng)
+    status = moves[-1][1] if moves else LeadStatus.NEW
+    status_changed_at = moves[-1][2] if moves else created_at
+    owner = rng.choice(owners) if owners and (moves or rng.random() < 0.5) else None
     contact = {
         "first_name": first,
         "last_name": last,
@@ -80,6 +136,14 @@ def _fake_lead(serial: int, run_tag: str, now, rng: random.Random) -> tuple[dict
         "preferred_demo_timing": rng.choice(TIMINGS),
         "notes": rng.choice(NOTES),
     }
+    next_step, next_step_due_at = None, None
+    if status in NEXT_STEP_TEXT:
+        next_step = NEXT_STEP_TEXT[status]
+        if status == LeadStatus.NEW:
+            next_step_due_at = business_days.end_of_next_business_day(created_at)
+        else:
+            # Most next steps lie ahead; some have slipped, as they do.
+            next_step_due_at = now + timedelta(days=rng.uniform(-6, 10))
     lead_id = uuid.uuid4()
     lead = {
         "id": lead_id,
@@ -93,6 +157,9 @@ def _fake_lead(serial: int, run_tag: str, now, rng: random.Random) -> tuple[dict
         "updated_at": status_changed_at,
         "status_changed_at": status_changed_at,
         "booking_count": 1,
+        "owner_id": owner.id if owner else None,
+        "next_step": next_step,
+        "next_step_due_at": next_step_due_at,
     }
     booking = {
         "id": uuid.uuid4(),
@@ -103,29 +170,47 @@ def _fake_lead(serial: int, run_tag: str, now, rng: random.Random) -> tuple[dict
         "confirmation_sent_at": lead["confirmation_sent_at"],
         "confirmation_attempts": 1,
     }
-    change = None
-    if status != LeadStatus.NEW:
-        change = {
+    changes = [
+        {
             "id": uuid.uuid4(),
             "lead_id": lead_id,
-            "from_status": LeadStatus.NEW.value,
-            "to_status": status.value,
-            "changed_by_name": "Demodata",
-            "changed_at": status_changed_at,
-            "reason": "other" if status == LeadStatus.LOST else None,
+            "from_status": origin.value,
+            "to_status": target.value,
+            "changed_by_id": owner.id if owner else None,
+            "changed_by_name": owner.name if owner else "Demodata",
+            "changed_at": at,
+            "reason": rng.choices(list(LOST_REASON_WEIGHTS), weights=list(LOST_REASON_WEIGHTS.values()))[0]
+            if target == LeadStatus.LOST
+            else None,
         }
-    return lead, booking, change
+        for origin, target, at in moves
+    ]
+    return lead, booking, changes
+
+
+def demo_owners() -> list[User]:
+    """The active staff, plus demo colleagues (who cannot sign in) so the board shows several owners."""
+    for name, local in DEMO_COLLEAGUES:
+        email = f"{local}@demo.meander.no"
+        if db.session.execute(sa.select(User.id).where(User.email == email)).first() is None:
+            # An unusable hash: nobody can sign in as a demo colleague.
+            db.session.add(User(email=email, name=name, password_hash="!demo", is_active=True, notify_new_leads=False))
+    db.session.commit()
+    return list(db.session.execute(sa.select(User).where(User.is_active).order_by(User.name)).scalars())
 
 
 def create_demo_leads(count: int, seed: int | None = None) -> int:
     rng = random.Random(seed)
     run_tag = uuid.uuid4().hex[:6]  # emails stay unique across repeated runs
     now = utcnow()
+    owners = demo_owners()
     for start in range(0, count, BATCH_SIZE):
-        rows = [_fake_lead(serial, run_tag, now, rng) for serial in range(start, min(start + BATCH_SIZE, count))]
+        rows = [
+            _fake_lead(serial, run_tag, now, rng, owners) for serial in range(start, min(start + BATCH_SIZE, count))
+        ]
         db.session.execute(sa.insert(Lead), [lead for lead, _, _ in rows])
         db.session.execute(sa.insert(Booking), [booking for _, booking, _ in rows])
-        changes = [change for _, _, change in rows if change]
+        changes = [change for _, _, lead_changes in rows for change in lead_changes]
         if changes:
             db.session.execute(sa.insert(LeadStatusChange), changes)
         db.session.commit()
