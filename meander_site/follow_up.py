@@ -12,6 +12,7 @@ from datetime import date, datetime
 import sqlalchemy as sa
 
 from . import business_days, leads
+from .next_steps import NextStep
 from .extensions import db
 from .leads import LeadValidationError
 from .models import Lead, LeadEvent, LeadNote, LeadStatusChange, User, utcnow
@@ -61,16 +62,6 @@ def assign_owner(lead_id: uuid.UUID, owner_id: uuid.UUID | None, by: User) -> Le
     return lead
 
 
-@dataclass(frozen=True)
-class NextStep:
-    text: str
-    due_at: datetime  # UTC; the step is overdue from then on
-
-    @classmethod
-    def due_end_of(cls, text: str, due_date: date) -> "NextStep":
-        return cls(text=text, due_at=business_days.end_of_day(due_date))
-
-
 def validate_next_step(raw_text: object, raw_due: object) -> NextStep:
     """A short, single-line text and a due date (`YYYY-MM-DD`, an Oslo calendar day)."""
     text = " ".join(raw_text.split()) if isinstance(raw_text, str) else ""
@@ -92,7 +83,7 @@ def validate_next_step(raw_text: object, raw_due: object) -> NextStep:
         errors["next_step_due"] = "Velg en frist mellom år 2000 og 2100."
     if errors:
         raise LeadValidationError(errors)
-    return NextStep.due_end_of(text, due_date)
+    return NextStep(text=text, due_at=business_days.end_of_day(due_date))
 
 
 def set_next_step(lead_id: uuid.UUID, step: NextStep, by: User) -> Lead:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-from . import confirmations, leads
+from . import confirmations, follow_up, leads, next_steps
 from .extensions import db
 from .leads import ContactDetails, LeadValidationError, StatusTransitionError
 from .models import (
@@ -392,6 +392,8 @@ def get_lead(lead_id: uuid.UUID) -> Lead:
 class MoveDetails:
     reason: str | None = None
     note: str | None = None
+    # What comes next, as staff set it in the move dialog; None: the proposal for the new status.
+    next_step: next_steps.NextStep | None = None
 
 
 def validate_move_details(to_status: LeadStatus, raw: Mapping[str, str]) -> MoveDetails:
@@ -407,9 +409,15 @@ def validate_move_details(to_status: LeadStatus, raw: Mapping[str, str]) -> Move
         errors["note"] = problem
     elif note and len(note) > MAX_NOTE_LENGTH:
         errors["note"] = f"Notatet kan være høyst {MAX_NOTE_LENGTH} tegn. Du har skrevet {len(note)}."
+    next_step = None
+    if to_status not in leads.FINAL_STATUSES and (raw.get("next_step") or raw.get("next_step_due")):
+        try:
+            next_step = follow_up.validate_next_step(raw.get("next_step"), raw.get("next_step_due"))
+        except LeadValidationError as error:
+            errors.update(error.errors)
     if errors:
         raise LeadValidationError(errors)
-    return MoveDetails(reason=reason, note=note)
+    return MoveDetails(reason=reason, note=note, next_step=next_step)
 
 
 def move(lead_id: uuid.UUID, to_status: str, by: User, details: MoveDetails = MoveDetails()) -> Lead:
@@ -419,10 +427,19 @@ def move(lead_id: uuid.UUID, to_status: str, by: User, details: MoveDetails = Mo
     current = lead.status
     leads.check_transition(current, target)
     now = utcnow()
+    step = details.next_step or next_steps.proposal_after_move(target.value, now)
+    if target in leads.FINAL_STATUSES:
+        step = None
     moved = db.session.execute(
         sa.update(Lead)
         .where(Lead.id == lead_id, Lead.status == current)
-        .values(status=target.value, status_changed_at=now, updated_at=now)
+        .values(
+            status=target.value,
+            status_changed_at=now,
+            updated_at=now,
+            next_step=step.text if step else None,
+            next_step_due_at=step.due_at if step else None,
+        )
         .execution_options(synchronize_session=False)
     ).rowcount
     if moved != 1:
