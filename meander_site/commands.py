@@ -46,6 +46,17 @@ def create_user_command(email: str, name: str):
     click.echo(f"Created {user.email} ({user.name}).")
 
 
+@users_cli.command("set-password")
+@click.argument("email")
+def set_password_command(email: str):
+    """Give an account a new password (asked twice, or one piped line); its sessions end."""
+    try:
+        user = accounts.set_password(email, read_new_password())
+    except accounts.AccountError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"New password set for {user.email}; their sessions are ended.")
+
+
 @users_cli.command("list")
 def list_users_command():
     """List accounts."""
