@@ -66,6 +66,14 @@ REQUIRED_MESSAGES = {
     "organization_name": "Skriv inn navnet på organisasjonen din.",
     "role_title": "Skriv inn rollen din, for eksempel «Koordinator».",
 }
+# The same rules, said to a salesperson typing in someone else's details.
+STAFF_REQUIRED_MESSAGES = {
+    "first_name": "Skriv inn kontaktens fornavn.",
+    "last_name": "Skriv inn kontaktens etternavn.",
+    "email": "Skriv inn kontaktens e-postadresse.",
+    "organization_name": "Skriv inn navnet på organisasjonen.",
+    "role_title": "Skriv inn kontaktens rolle, for eksempel «Koordinator».",
+}
 
 
 class LeadValidationError(ValueError):
@@ -153,8 +161,12 @@ def _email_problem(email: str) -> str | None:
     return None
 
 
-def validate_contact_details(raw: Mapping[str, object]) -> ContactDetails:
-    """The seed's validation rules, in one place for the public form, staff edits and the CLI."""
+def validate_contact_details(raw: Mapping[str, object], for_staff: bool = False) -> ContactDetails:
+    """The seed's validation rules, in one place for the public form, staff edits and the CLI.
+
+    `for_staff`: the messages speak to a salesperson about the contact, not to the prospect.
+    """
+    required_messages = STAFF_REQUIRED_MESSAGES if for_staff else REQUIRED_MESSAGES
     values: dict[str, str | None] = {}
     errors: dict[str, str] = {}
 
@@ -165,7 +177,7 @@ def validate_contact_details(raw: Mapping[str, object]) -> ContactDetails:
 
         if not text:
             if field in REQUIRED_FIELDS:
-                errors[field] = REQUIRED_MESSAGES[field]
+                errors[field] = required_messages[field]
             continue
         problem = forbidden_character_message(field, text)
         if problem:

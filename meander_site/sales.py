@@ -519,7 +519,7 @@ def booking_history(lead_id: uuid.UUID) -> list[BookingWithChanges]:
 def update_contact(lead_id: uuid.UUID, raw: Mapping[str, object]) -> Lead:
     """Staff edit the contact fields; the same rules as the public form. Nothing else is editable here."""
     lead = get_lead(lead_id)
-    details = leads.validate_contact_details(raw)
+    details = leads.validate_contact_details(raw, for_staff=True)
     taken = db.session.execute(
         sa.select(Lead.id).where(Lead.email == details.email, Lead.id != lead_id)
     ).first()

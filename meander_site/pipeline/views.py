@@ -177,7 +177,7 @@ def new_lead_form():
 def create_lead():
     form = NewLeadForm()
     try:
-        details = leads.validate_contact_details(request.form)
+        details = leads.validate_contact_details(request.form, for_staff=True)
         result = sales.create_by_staff(details, request.form.get("source", ""), form.send_confirmation.data)
     except leads.LeadValidationError as error:
         errors = dict(error.errors)
