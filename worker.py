@@ -14,7 +14,7 @@ from redis.exceptions import RedisError
 from rq import SimpleWorker
 from rq.exceptions import StopRequested
 
-from meander_site import create_app
+from meander_site import create_app, notifications, outbox
 from meander_site.confirmations import confirmation_queue, redis_connection, sweep_due_confirmations
 from meander_site.embedded import die_with_parent
 from meander_site.extensions import db
@@ -41,9 +41,19 @@ def sweep_forever(app, stop: Stop) -> None:
                 count = sweep_due_confirmations()
                 if count:
                     log.info("sweep re-enqueued confirmations", extra={"event": "mail_sweep_requeued", "count": count})
+                sweep_outbox()
             except Exception:
                 # A database or Redis outage must not end the sweep; the next round tries again.
                 log.exception("confirmation sweep failed", extra={"event": "mail_sweep_failed"})
+
+
+def sweep_outbox() -> None:
+    """The morning digests, once they are due, and whatever mail in the outbox Redis lost."""
+    for message in notifications.write_due_digests():
+        outbox.dispatch(message)
+    count = outbox.sweep_due()
+    if count:
+        log.info("sweep re-enqueued mail", extra={"event": "mail_sweep_requeued", "count": count})
 
 
 class ConfirmationWorker(SimpleWorker):

@@ -15,6 +15,7 @@ from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from sqlalchemy.dialects import postgresql, sqlite
 
+from . import next_steps, notifications, outbox
 from .extensions import db
 from .models import (
     CONTACT_FIELDS,
@@ -242,6 +243,7 @@ def book_demo(
     ip_address: str | None,
     source: LeadSource = LeadSource.WEBSITE,
     with_confirmation: bool = True,
+    notify_team: bool = True,
 ) -> BookingResult:
     """Create the lead, or update the one with this email and count the booking; keep the submission.
 
@@ -266,6 +268,9 @@ def book_demo(
                 "created_at": now,
                 "updated_at": now,
                 "status_changed_at": now,
+                # A new lead's first step: the confirmation promises a call within one business day.
+                "next_step": next_steps.FIRST_CONTACT,
+                "next_step_due_at": next_steps.first_step(now).due_at,
                 **contact,
             },
         ).one()
@@ -282,10 +287,14 @@ def book_demo(
                 **contact,
             },
         )
+        if notify_team:
+            notice = notifications.add_new_booking_notice(booking_id, lead_id, now=now)
         db.session.commit()
     except Exception:
         db.session.rollback()
         raise
+    if notify_team:
+        outbox.dispatch(notice)
     result = BookingResult(lead_id=lead_id, booking_id=booking_id, masked_ref=masked_ref, booking_count=booking_count)
     log.info(
         "demo rebooked" if result.is_rebooking else "demo booked",

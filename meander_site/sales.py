@@ -537,7 +537,10 @@ def create_by_staff(details: ContactDetails, source: str, send_confirmation: boo
         channel = LeadSource(source)
     except ValueError:
         raise LeadValidationError({"source": "Velg hvor leaden kom fra."}) from None
-    result = leads.book_demo(details, ip_address=None, source=channel, with_confirmation=send_confirmation)
+    # The person typing it in knows already: the team notice is for leads that come in on their own.
+    result = leads.book_demo(
+        details, ip_address=None, source=channel, with_confirmation=send_confirmation, notify_team=False
+    )
     if send_confirmation:
         confirmations.dispatch_confirmation(result.booking_id)
     return result
