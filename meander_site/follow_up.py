@@ -29,6 +29,10 @@ def active_staff() -> list[User]:
     return list(db.session.execute(sa.select(User).where(User.is_active).order_by(User.name)).scalars())
 
 
+def owner_of(lead: Lead) -> User | None:
+    return db.session.get(User, lead.owner_id) if lead.owner_id else None
+
+
 def _lead_for_update(lead_id: uuid.UUID) -> Lead:
     from .sales import get_lead  # sales imports this module
 
