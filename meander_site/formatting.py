@@ -1,6 +1,6 @@
 """How times read to Norwegian salespeople."""
 
-from datetime import datetime
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from flask import Flask
@@ -32,7 +32,43 @@ def time_since(value: datetime, now: datetime | None = None) -> str:
     return f"{days // 30} måneder"
 
 
+WEEKDAYS = ("man.", "tir.", "ons.", "tor.", "fre.", "lør.", "søn.")
+MONTHS = ("jan.", "feb.", "mars", "apr.", "mai", "juni", "juli", "aug.", "sep.", "okt.", "nov.", "des.")
+
+
+def due_label(value: datetime, now: datetime | None = None) -> str:
+    """When a next step is due, as a salesperson says it: 'i dag', 'i morgen', 'fre. 4. des.', 'forfalt i går'."""
+    today = (now or utcnow()).astimezone(OSLO).date()
+    day = value.astimezone(OSLO).date()
+    days = (day - today).days
+    if days == 0:
+        return "i dag"
+    if days == 1:
+        return "i morgen"
+    if days == -1:
+        return "forfalt i går"
+    if days < -1:
+        return f"forfalt for {-days} dager siden"
+    label = f"{WEEKDAYS[day.weekday()]} {day.day}. {MONTHS[day.month - 1]}"
+    return label if day.year == today.year else f"{label} {day.year}"
+
+
+def html_datetime(value: datetime | None) -> str:
+    """A valid HTML date-time string: seconds, UTC, Z (HTML allows no microseconds)."""
+    if value is None:
+        return ""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def oslo_date_value(value: datetime | None) -> str:
+    """The value of an <input type="date"> for an instant: its Oslo calendar day."""
+    return value.astimezone(OSLO).date().isoformat() if value else ""
+
+
 def register(app: Flask) -> None:
+    app.add_template_filter(due_label)
+    app.add_template_filter(html_datetime)
+    app.add_template_filter(oslo_date_value)
     app.add_template_filter(local_datetime)
     app.add_template_filter(time_since)
     app.jinja_env.globals["is_htmx_request"] = is_htmx_request

@@ -51,6 +51,8 @@ LOST_REASONS = {
     "other": "Annet",
 }
 MAX_NOTE_LENGTH = 1000
+# Moves that ask for details first: «Tapt» needs a reason, «Kunde» takes a note.
+STATUSES_WITH_DETAILS = (LeadStatus.CONVERTED.value, LeadStatus.LOST.value)
 
 
 class LeadNotFound(LookupError):
@@ -186,6 +188,8 @@ class Card:
     mail_state: str  # "sent", "pending", "failing" or "none"
     mail_error: str | None = None
     owner: User | None = None
+    has_newer_details: bool = False
+    now: datetime = field(default_factory=utcnow)
 
     @property
     def allowed_moves(self) -> list[LeadStatus]:
@@ -195,9 +199,10 @@ class Card:
     def is_final(self) -> bool:
         return leads.parse_status(self.lead.status) in leads.FINAL_STATUSES
 
-    def is_overdue(self, now: datetime) -> bool:
+    @property
+    def is_overdue(self) -> bool:
         due = self.lead.next_step_due_at
-        return not self.is_final and due is not None and due < now
+        return not self.is_final and due is not None and next_steps.is_overdue(due, self.now)
 
 
 def _sort_key_columns(order: str):

@@ -89,3 +89,14 @@ def save_settings():
     accounts.set_new_lead_notifications(current_user.user.id, enabled)
     flash("Du får e-post om nye leads." if enabled else "Du får ikke lenger e-post om nye leads.")
     return redirect_after_post(url_for("pipeline.settings"))
+
+
+@bp.get("/leads/<uuid:lead_id>/menu")
+def card_menu(lead_id: uuid.UUID):
+    """The card menu's quick actions, fetched when the menu opens: the board itself stays light."""
+    return render_template(
+        "pipeline/_card_menu.html",
+        card=sales.get_card(lead_id),
+        staff=follow_up.active_staff(),
+        details_statuses=sales.STATUSES_WITH_DETAILS,
+    )

@@ -3,7 +3,7 @@ import uuid
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from .. import confirmations, leads, sales
+from .. import confirmations, follow_up, formatting, leads, sales
 from ..csv_export import csv_response
 from ..extensions import login_manager
 from ..htmx import is_htmx_request, redirect_after_post
@@ -26,7 +26,19 @@ def never_cache_lead_data(response):
 
 
 def current_filter() -> sales.BoardFilter:
-    return sales.BoardFilter.from_args(request.values)
+    return sales.BoardFilter.from_args(request.values, viewer_id=current_user.id)
+
+
+def board_context(board_filter: sales.BoardFilter) -> dict:
+    """What the board page and its htmx refresh both need."""
+    return {
+        "columns": sales.board(board_filter),
+        "board_filter": board_filter,
+        "since": utcnow().isoformat(),
+        "overdue_count": sales.overdue_count(board_filter),
+        "sort_orders": sales.SORT_ORDERS,
+        "details_statuses": sales.STATUSES_WITH_DETAILS,
+    }
 
 
 def message(text: str, status: int, kind: str = "info", **context):
@@ -41,18 +53,19 @@ def message(text: str, status: int, kind: str = "info", **context):
 @bp.get("")
 def board():
     board_filter = current_filter()
-    context = {
-        "columns": sales.board(board_filter),
-        "board_filter": board_filter,
-        "since": utcnow().isoformat(),
-        "periods": sales.PERIODS,
-        "lost_reasons": sales.LOST_REASONS,
-        "source_choices": LeadSource.choices(),
-        "size_choices": OrganizationSize.choices(),
-    }
+    context = board_context(board_filter)
     if is_htmx_request() and not request.headers.get("HX-History-Restore-Request"):
         return render_template("pipeline/_board.html", **context)
-    return render_template("pipeline/board.html", **context)
+    return render_template(
+        "pipeline/board.html",
+        periods=sales.PERIODS,
+        lost_reasons=sales.LOST_REASONS,
+        source_choices=LeadSource.choices(),
+        size_choices=OrganizationSize.choices(),
+        owner_filters=sales.OWNER_FILTERS,
+        staff=follow_up.active_staff(),
+        **context,
+    )
 
 
 @bp.get("/columns/<status>")
@@ -76,8 +89,10 @@ def changes():
         "pipeline/_changes.html",
         cards=sales.changed_cards(board_filter, since),
         counts=sales.column_counts(board_filter),
+        overdue_count=sales.overdue_count(board_filter),
         board_filter=board_filter,
         since=now.isoformat(),
+        since_moment=since,
     )
 
 
@@ -96,6 +111,9 @@ def move(lead_id: uuid.UUID):
     except leads.StatusTransitionError as error:
         return message(error.message, 409, kind="error", lead_id=lead_id)
     text = f"«{lead.organization_name}» er flyttet til «{lead.status_label}»."
+    if lead.next_step and lead.next_step_due_at:
+        # The proposal is only a proposal: say what it is, and where to change it.
+        text += f" Neste steg: «{lead.next_step}», frist {formatting.due_label(lead.next_step_due_at)}."
     if not is_htmx_request():
         flash(text)
         return redirect(url_for("pipeline.board", **board_filter.as_args()), code=303)
@@ -104,6 +122,8 @@ def move(lead_id: uuid.UUID):
         200,
         moved_card=sales.get_card(lead_id),
         counts=sales.column_counts(board_filter),
+        board_filter=board_filter,
+        overdue_count=sales.overdue_count(board_filter),
     )
 
 
@@ -131,6 +151,8 @@ def render_lead_page(lead_id: uuid.UUID, form: LeadEditForm | None = None, error
         lost_reasons=sales.LOST_REASONS,
         status_labels=dict(LeadStatus.choices()),
         field_labels=leads.FIELD_LABELS,
+        staff=follow_up.active_staff(),
+        timeline=follow_up.timeline(lead_id),
     ), status
 
 
