@@ -71,7 +71,7 @@ ADVANCE_CHANCE = {
     LeadStatus.DEMO_SCHEDULED: 0.45,
 }
 MEDIAN_STAGE_DAYS = {
-    LeadStatus.NEW: 0.8,
+    LeadStatus.NEW: 1.5,
     LeadStatus.CONTACTED: 5,
     LeadStatus.QUALIFIED: 8,
     LeadStatus.DEMO_SCHEDULED: 12,
@@ -143,7 +143,7 @@ def _fake_lead(serial: int, run_tag: str, now, rng: random.Random, owners: list)
             next_step_due_at = business_days.end_of_next_business_day(created_at)
         else:
             # Most next steps lie ahead; some have slipped, as they do.
-            next_step_due_at = now + timedelta(days=rng.uniform(-6, 10))
+            next_step_due_at = now + timedelta(days=rng.uniform(-3, 14))
     lead_id = uuid.uuid4()
     lead = {
         "id": lead_id,

@@ -37,7 +37,7 @@ MONTHS = ("jan.", "feb.", "mars", "apr.", "mai", "juni", "juli", "aug.", "sep.",
 
 
 def due_label(value: datetime, now: datetime | None = None) -> str:
-    """When a next step is due, as a salesperson says it: 'i dag', 'i morgen', 'fre. 4. des.', 'forfalt i går'."""
+    """When a next step is due, as a salesperson says it: 'i dag', 'i morgen', 'fre. 4. des.', 'i går'."""
     today = (now or utcnow()).astimezone(OSLO).date()
     day = value.astimezone(OSLO).date()
     days = (day - today).days
@@ -46,9 +46,9 @@ def due_label(value: datetime, now: datetime | None = None) -> str:
     if days == 1:
         return "i morgen"
     if days == -1:
-        return "forfalt i går"
+        return "i går"
     if days < -1:
-        return f"forfalt for {-days} dager siden"
+        return f"for {-days} dager siden"
     label = f"{WEEKDAYS[day.weekday()]} {day.day}. {MONTHS[day.month - 1]}"
     return label if day.year == today.year else f"{label} {day.year}"
 

@@ -340,7 +340,7 @@
   htmx.onLoad(function (root) {
     if (root.matches && root.matches("ol.cards")) initSortable(root);
     if (root.querySelectorAll) root.querySelectorAll("ol.cards").forEach(initSortable);
-    if (root.id === "board") {
+    if (root.id === "board" || (root.querySelector && root.querySelector("#board"))) {
       var pressed = document.querySelector(".column-switch[aria-pressed=true]");
       showColumn(pressed ? pressed.dataset.column : "new");
     }
