@@ -5,6 +5,9 @@ VENV_PYTHON := $(VENV)/bin/python
 # Touched after a successful install, so the install re-runs when the dependencies change.
 INSTALLED := $(VENV)/.installed
 PYTEST_ARGS ?=
+# The Nu Html Checker for tests/test_html_validity.py: vnu.jar from the npm registry, run by the machine's java.
+HTML_CHECKER := tools/html-checker
+HTML_CHECKER_INSTALLED := $(HTML_CHECKER)/node_modules/.installed
 
 .PHONY: install run test lint clean bench
 
@@ -18,20 +21,30 @@ $(VENV_PYTHON):
 	$(PYTHON) -m venv $(VENV)
 
 $(INSTALLED): $(VENV_PYTHON) pyproject.toml constraints.txt
-	$(VENV_PYTHON) -m pip install -c constraints.txt -e '.[test]'
+	$(VENV_PYTHON) -m pip install -c constraints.txt -e '.[dev,test]'
 	touch $@
 
 run: $(INSTALLED)
 	exec $(VENV_PYTHON) -m meander_site.devrun
 
-test: $(INSTALLED)
+test: $(INSTALLED) $(HTML_CHECKER_INSTALLED)
 	$(VENV_PYTHON) -m pytest $(PYTEST_ARGS)
+
+# --ignore-scripts: the package's install script would download a Java of its own. Without npm or java,
+# or when the install fails, the HTML validity test is skipped and says why.
+$(HTML_CHECKER_INSTALLED): $(HTML_CHECKER)/package.json $(HTML_CHECKER)/package-lock.json
+	@if command -v npm >/dev/null 2>&1 && command -v java >/dev/null 2>&1; then \
+		if npm ci --prefix $(HTML_CHECKER) --ignore-scripts --no-audit --no-fund --loglevel=error; then touch $@; \
+		else echo "warning: could not install vnu.jar: the HTML validity test will be skipped" >&2; fi; \
+	else \
+		echo "note: npm or java is missing: the HTML validity test will be skipped" >&2; \
+	fi
 
 # `make bench` (never part of `make test`): the site under gunicorn, measured; see bench/run.py.
 BENCH_INSTALLED := $(VENV)/.installed-bench
 
 $(BENCH_INSTALLED): $(INSTALLED)
-	$(VENV_PYTHON) -m pip install -c constraints.txt -e '.[test,bench]'
+	$(VENV_PYTHON) -m pip install -c constraints.txt -e '.[dev,test,bench]'
 	touch $@
 
 bench: $(BENCH_INSTALLED)
@@ -39,7 +52,8 @@ bench: $(BENCH_INSTALLED)
 
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 clean:
-	rm -rf $(VENV) instance .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) instance .pytest_cache .ruff_cache *.egg-info $(HTML_CHECKER)/node_modules
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

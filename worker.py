@@ -15,9 +15,10 @@ from rq import SimpleWorker
 from rq.exceptions import StopRequested
 
 from meander_site import create_app, notifications, outbox
-from meander_site.confirmations import confirmation_queue, redis_connection, sweep_due_confirmations
-from meander_site.embedded import die_with_parent
+from meander_site.confirmations import confirmation_queue, sweep_due_confirmations
 from meander_site.extensions import db
+from meander_site.processes import die_with_parent
+from meander_site.redis_client import redis_connection
 
 log = logging.getLogger("meander.worker")
 RECONNECT_DELAY_SECONDS = 2

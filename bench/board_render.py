@@ -22,11 +22,11 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from meander_site import accounts, create_app  # noqa: E402
-from meander_site.config import engine_options, normalize_database_url, redis_url_for_limits  # noqa: E402
-from meander_site.demo_data import create_demo_leads  # noqa: E402
-from meander_site.embedded import EmbeddedRedis  # noqa: E402
-from meander_site.extensions import db  # noqa: E402
+from meander_site import accounts, create_app
+from meander_site.config import engine_options, normalize_database_url, redis_url_for_limits
+from meander_site.demo_data import create_demo_leads
+from meander_site.embedded import EmbeddedRedis
+from meander_site.extensions import db
 
 PASSWORD = "benchmark-password-123"  # noqa: S105 (a throwaway account in a throwaway database)
 

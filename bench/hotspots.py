@@ -50,7 +50,7 @@ def main() -> None:
     arguments = parser.parse_args()
     logging.disable(logging.INFO)
 
-    with tempfile.TemporaryDirectory(prefix="mprof-", dir="/tmp") as workdir:  # noqa: S108
+    with tempfile.TemporaryDirectory(prefix="mprof-", dir="/tmp") as workdir:
         workdir = Path(workdir)
         if arguments.what == "board":
             with EmbeddedRedis(workdir / "redis.sock") as redis_server:

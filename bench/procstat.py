@@ -108,7 +108,7 @@ class TrackedPids:
     def sample(self) -> None:
         try:
             pids = self.list_pids()
-        except Exception:  # noqa: BLE001 (a failed listing only skips one sample)
+        except Exception:  # a failed listing only skips one sample
             return
         readings = {}
         for pid in pids:

@@ -47,7 +47,8 @@ from bench import board_render, report  # noqa: E402
 from bench.load import Client, closed_loop, open_loop  # noqa: E402
 from bench.procstat import CpuMeter, pids_named  # noqa: E402
 from bench.sink import SinkLog  # noqa: E402
-from meander_site.embedded import EmbeddedRedis, die_with_parent, find_free_port  # noqa: E402
+from meander_site.embedded import EmbeddedRedis, find_free_port  # noqa: E402
+from meander_site.processes import die_with_parent  # noqa: E402
 
 
 def env_float(name: str, default: float) -> float:
@@ -243,7 +244,7 @@ class Stack:
         self.sink = SinkLog(self.sink_log_path)
 
     def spawn(self, name: str, args: list[str], env, stdout=None) -> subprocess.Popen:
-        log_file = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 (closed with the process)
+        log_file = open(self.workdir / f"{name}.log", "ab")  # closed with the process
         process = subprocess.Popen(
             args,
             cwd=REPO_ROOT,
@@ -377,7 +378,7 @@ class Stack:
         for cleanup in reversed(self.cleanups):
             try:
                 cleanup()
-            except Exception as error:  # noqa: BLE001 (clean up the rest regardless)
+            except Exception as error:  # clean up the rest regardless
                 log(f"cleanup failed: {error}")
         self.cleanups = []
 
@@ -701,7 +702,7 @@ def run_all(workdir: Path) -> dict:
             results[name] = action()
         except Timeout:
             raise
-        except Exception as error:  # noqa: BLE001 (one failed phase must not hide the others)
+        except Exception as error:  # one failed phase must not hide the others
             log(f"phase {name} failed: {error}")
             traceback.print_exc()
             results["phase_errors"][name] = f"{type(error).__name__}: {error}"
@@ -749,7 +750,7 @@ def main() -> int:
     results_dir = Path(os.environ.get("BENCH_RESULTS_DIR") or REPO_ROOT / "bench" / "results")
     try:
         # Short path: unix socket names (the embedded Redis) are limited to ~107 bytes.
-        with tempfile.TemporaryDirectory(prefix="mbench-", dir="/tmp") as workdir:  # noqa: S108
+        with tempfile.TemporaryDirectory(prefix="mbench-", dir="/tmp") as workdir:
             results = run_all(Path(workdir))
     except (KeyboardInterrupt, Timeout) as stop:
         log(f"stopped: {stop}")

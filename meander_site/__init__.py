@@ -4,7 +4,7 @@ import sqlalchemy as sa
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import formatting, logging_setup, security
+from . import formatting, logging_setup, security, static_assets
 from .config import INSTANCE_DIR, PROJECT_ROOT, Config, refuse_unsafe_production
 from .extensions import csrf, db, limiter, login_manager, mail, migrate
 
@@ -28,6 +28,7 @@ def create_app(config: dict | None = None) -> Flask:
     register_response_headers(app)
     register_commands(app)
     formatting.register(app)
+    static_assets.init_app(app)
     return app
 
 

@@ -3,8 +3,7 @@
 import os
 from pathlib import Path
 
-from redis.backoff import NoBackoff
-from redis.retry import Retry
+from .redis_client import fail_fast_options
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = PROJECT_ROOT / "instance"
@@ -79,12 +78,9 @@ class Config:
         self.STAFF_SESSION_HOURS = float(os.environ.get("STAFF_SESSION_HOURS") or 12)
         self.BOOKING_RATE_LIMIT = os.environ.get("BOOKING_RATE_LIMIT") or "5 per hour"
         self.RATELIMIT_STORAGE_URI = redis_url_for_limits(self.REDIS_URL)
-        self.RATELIMIT_STORAGE_OPTIONS = {
-            "socket_connect_timeout": self.REDIS_CONNECT_TIMEOUT_SECONDS,
-            "socket_timeout": self.REDIS_SOCKET_TIMEOUT_SECONDS,
-            # redis-py retries with backoff by default: seconds of stall per request when Redis is gone.
-            "retry": Retry(NoBackoff(), 0),
-        }
+        self.RATELIMIT_STORAGE_OPTIONS = fail_fast_options(
+            self.REDIS_CONNECT_TIMEOUT_SECONDS, self.REDIS_SOCKET_TIMEOUT_SECONDS
+        )
         self.RATELIMIT_STRATEGY = "moving-window"
         self.RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
         self.RATELIMIT_SWALLOW_ERRORS = True  # a broken limiter must never fail a booking
@@ -122,7 +118,7 @@ def redis_url_for_limits(redis_url: str) -> str:
 
 def engine_options(database_url: str) -> dict:
     if database_url.startswith("sqlite"):
-        # Threads of one process share the file; WAL and busy_timeout are set on connect (see database.py).
+        # Threads of one process share the file; WAL and busy_timeout are set on connect (see tune_sqlite).
         return {"connect_args": {"timeout": 15}}
     return {
         "pool_pre_ping": True,  # a restarted PostgreSQL must not hand out dead pooled connections

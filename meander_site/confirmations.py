@@ -7,23 +7,20 @@ a retry, or a worker killed mid-send never sends an accepted mail twice.
 
 import functools
 import logging
-import smtplib
-import ssl
-import time
 import uuid
 from datetime import timedelta
 
 import sqlalchemy as sa
 from flask import current_app, has_app_context, render_template
-from flask_mail import Connection, Message
+from flask_mail import Message
 from redis import Redis
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
-from redis.retry import Retry as RedisRetry
 from rq import Queue, Retry, get_current_job
 
 from .extensions import db
+from .mailer import smtp_session
 from .models import Booking, Lead, utcnow
+from .redis_client import shared_redis
 
 log = logging.getLogger(__name__)
 
@@ -39,26 +36,6 @@ def send_lease() -> timedelta:
 def retry_intervals() -> list[int]:
     """RQ's retry delays in seconds (the first within a minute); the sweep backs off along the same curve."""
     return current_app.config["CONFIRMATION_RETRY_INTERVALS"]
-
-
-def redis_connection(socket_timeout: float | None = None) -> Redis:
-    """A Redis client that fails fast: no retries, short timeouts, so a dead Redis cannot stall a request."""
-    config = current_app.config
-    return Redis.from_url(
-        config["REDIS_URL"],
-        socket_connect_timeout=config["REDIS_CONNECT_TIMEOUT_SECONDS"],
-        socket_timeout=socket_timeout or config["REDIS_SOCKET_TIMEOUT_SECONDS"],
-        retry=RedisRetry(NoBackoff(), 0),
-        health_check_interval=30,
-    )
-
-
-def shared_redis() -> Redis:
-    """This app's fail-fast client, made once: requests and readiness probes reuse its connection pool."""
-    extension = current_app.extensions.setdefault("meander_redis", {})
-    if extension.get("connection") is None:
-        extension["connection"] = redis_connection()
-    return extension["connection"]
 
 
 def confirmation_queue(connection: Redis | None = None) -> Queue:
@@ -97,93 +74,6 @@ def _enqueue(booking_id: uuid.UUID, job_id: str, trigger: str) -> bool:
 
 class ConfirmationNotSent(Exception):
     """What a failed send raises to RQ: SMTP errors can quote the recipient's address, this never does."""
-
-
-@functools.cache
-def tls_context() -> ssl.SSLContext:
-    # Built once per process: loading the CA bundle costs more CPU than sending a mail.
-    return ssl.create_default_context()
-
-
-class SMTPConnection(Connection):
-    """Flask-Mail's connection with what it lacks: a timeout, and verified certificates for TLS."""
-
-    def configure_host(self):
-        settings = self.mail
-        timeout = current_app.config["MAIL_TIMEOUT_SECONDS"]
-        if settings.use_ssl:
-            host = smtplib.SMTP_SSL(settings.server, settings.port, timeout=timeout, context=tls_context())
-        else:
-            host = smtplib.SMTP(settings.server, settings.port, timeout=timeout)
-        if settings.use_tls:
-            host.starttls(context=tls_context())
-        if settings.username and settings.password:
-            host.login(settings.username, settings.password)
-        return host
-
-    def __exit__(self, exc_type, exc_value, traceback):
-        host, self.host = self.host, None
-        if host is None:
-            return
-        try:
-            host.quit()
-        except (smtplib.SMTPException, OSError):
-            # The server has the mail once DATA was accepted: a failed goodbye must not make it a failed
-            # send (and be sent again), nor hide the real error of a send that did fail.
-            host.close()
-
-
-class Outbox:
-    """The worker's SMTP session, kept open between jobs: connecting (and a TLS handshake) for every
-    mail costs more than the mail. A session the server dropped while idle is replaced once; any
-    other failure closes it, and the job's failure path takes over."""
-
-    IDLE_SECONDS = 20  # servers commonly drop idle sessions after 30–300 s
-
-    def __init__(self) -> None:
-        self.connection: SMTPConnection | None = None
-        self.settings: tuple | None = None
-        self.last_used = 0.0
-
-    def send(self, message: Message) -> None:
-        settings = current_app.extensions["mail"]
-        key = (settings.server, settings.port, settings.username, settings.use_tls, settings.use_ssl)
-        if self.connection is not None and (key != self.settings or self._idle_too_long()):
-            self.close()
-        may_reconnect = self.connection is not None
-        while True:
-            if self.connection is None:
-                self._open(settings, key)
-            try:
-                self.connection.send(message)
-            except smtplib.SMTPServerDisconnected:
-                self.close()
-                if not may_reconnect:
-                    raise
-                may_reconnect = False  # the server hung up while we idled; nothing was sent yet
-                continue
-            except BaseException:
-                self.close()
-                raise
-            self.last_used = time.monotonic()
-            return
-
-    def _open(self, settings, key) -> None:
-        connection = SMTPConnection(settings)
-        connection.host = connection.configure_host()
-        self.connection, self.settings = connection, key
-
-    def _idle_too_long(self) -> bool:
-        return time.monotonic() - self.last_used > self.IDLE_SECONDS
-
-    def close(self) -> None:
-        connection, self.connection = self.connection, None
-        if connection is not None:
-            connection.__exit__(None, None, None)
-
-
-# One per process: the worker runs one job at a time (SimpleWorker), and web processes never send.
-outbox = Outbox()
 
 
 def build_confirmation(lead: Lead, booking: Booking) -> Message:
@@ -283,7 +173,7 @@ def _send_confirmation(booking_id: uuid.UUID) -> str:
         try:
             message = build_confirmation(lead, booking)
             db.session.rollback()  # no transaction stays open while SMTP talks (the claim is committed)
-            outbox.send(message)
+            smtp_session.send(message)
         except Exception as error:
             log.error(
                 "confirmation failed",

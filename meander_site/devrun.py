@@ -18,12 +18,14 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from meander_site.embedded import EmbeddedRedis, MailSink, die_with_parent
+from meander_site.embedded import EmbeddedRedis, MailSink
+from meander_site.processes import die_with_parent
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = REPO_ROOT / "instance"
 STOP_TIMEOUT_SECONDS = 10.0
 WEB_READY_TIMEOUT_SECONDS = 20.0
+DEFAULT_MAIL_SINK_PORT = 8025
 
 
 class _StopRequested(Exception):
@@ -103,14 +105,18 @@ class Children:
         self.processes.clear()
 
 
-def start_mail_sink() -> MailSink:
-    directory = INSTANCE_DIR / "mail"
-    port = int(os.environ.get("MAIL_SINK_PORT") or 8025)
+def start_mail_sink(directory: Path = INSTANCE_DIR / "mail") -> MailSink:
+    port = int(os.environ.get("MAIL_SINK_PORT") or DEFAULT_MAIL_SINK_PORT)
     try:
         return MailSink(directory, port=port).start()
     except OSError:
-        log(f"port {port} is taken, the mail sink uses a free port instead")
-        return MailSink(directory).start()
+        sink = MailSink(directory).start()
+        # The web server and the worker get the port actually used (MAIL_PORT), /dev/mail shows it.
+        log(
+            f"port {port} is taken: the mail sink listens on {sink.host}:{sink.port} instead "
+            "(set MAIL_SINK_PORT to choose another port)"
+        )
+        return sink
 
 
 def web_is_up(port: int) -> bool:

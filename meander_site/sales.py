@@ -1,8 +1,8 @@
 """The sales pipeline: what the board shows, and every change staff make to a lead. Knows nothing of HTTP.
 
 The board's cost is fixed by what it shows: counts come from lead_status_counts (kept by triggers)
-when nothing is filtered, cards from one index-backed UNION of per-column LIMIT queries, and mail
-state from one query over the shown lead ids.
+when nothing is filtered, card ids from one index-backed UNION of per-column LIMIT queries, then
+those leads and their mail state in one query each.
 """
 
 import logging
@@ -51,8 +51,12 @@ LOST_REASONS = {
     "other": "Annet",
 }
 MAX_NOTE_LENGTH = 1000
-# Moves that ask for details first: «Tapt» needs a reason, «Kunde» takes a note.
-STATUSES_WITH_DETAILS = (LeadStatus.CONVERTED.value, LeadStatus.LOST.value)
+# Moves the board asks details for before it posts them: «Tapt» needs a reason, «Kunde» may carry a note.
+MOVES_ASKING_FOR_DETAILS = frozenset({LeadStatus.LOST, LeadStatus.CONVERTED})
+REASON_REQUIRED = frozenset({LeadStatus.LOST})
+
+# Staff type in leads from every channel but the website form, which only the public booking creates.
+STAFF_SOURCES = tuple(source for source in LeadSource if source != LeadSource.WEBSITE)
 
 
 class LeadNotFound(LookupError):
@@ -219,6 +223,14 @@ class Column:
     order: str = "due"
     cards: list[Card] = field(default_factory=list)
     has_more: bool = False
+
+    @property
+    def asks_for_details(self) -> bool:
+        return self.status in MOVES_ASKING_FOR_DETAILS
+
+    @property
+    def requires_reason(self) -> bool:
+        return self.status in REASON_REQUIRED
 
     @property
     def cursor(self) -> str | None:
@@ -405,9 +417,9 @@ def validate_move_details(to_status: LeadStatus, raw: Mapping[str, str]) -> Move
     reason = (raw.get("reason") or "").strip() or None
     note = (raw.get("note") or "").strip() or None
     errors = {}
-    if to_status == LeadStatus.LOST and reason not in LOST_REASONS:
+    if to_status in REASON_REQUIRED and reason not in LOST_REASONS:
         errors["reason"] = "Velg hvorfor leaden er tapt."
-    if to_status != LeadStatus.LOST:
+    if to_status not in REASON_REQUIRED:
         reason = None
     problem = note and leads.forbidden_character_message("notes", note)
     if problem:
@@ -500,6 +512,17 @@ class BookingWithChanges:
     booking: Booking
     changed: dict[str, tuple[str | None, str | None]]  # field -> (before, after)
 
+    @property
+    def mail_state(self) -> str:
+        return booking_mail_state(self.booking)
+
+
+def booking_mail_state(booking: Booking) -> str:
+    """One booking's confirmation: "sent", "pending" (ordered, not sent yet) or "not_ordered"."""
+    if booking.confirmation_sent_at is not None:
+        return "sent"
+    return "pending" if booking.confirmation_due_at is not None else "not_ordered"
+
 
 def booking_history(lead_id: uuid.UUID) -> list[BookingWithChanges]:
     """Every submission, each with what it changed compared with the one before."""
@@ -536,12 +559,36 @@ def update_contact(lead_id: uuid.UUID, raw: Mapping[str, object]) -> Lead:
     return lead
 
 
-def create_by_staff(details: ContactDetails, source: str, send_confirmation: bool) -> leads.BookingResult:
-    """A lead from the phone, an event or a referral: the same upsert as the public form, no rate limit."""
+def staff_source(value: object) -> LeadSource:
+    """The channel of a lead staff type in: any of STAFF_SOURCES, never the website form's."""
     try:
-        channel = LeadSource(source)
+        source = LeadSource(value)
     except ValueError:
-        raise LeadValidationError({"source": "Velg hvor leaden kom fra."}) from None
+        source = None
+    if source not in STAFF_SOURCES:
+        raise LeadValidationError({"source": "Velg hvor leaden kom fra."})
+    return source
+
+
+def validate_staff_lead(raw: Mapping[str, object]) -> tuple[ContactDetails, LeadSource]:
+    """The new-lead form's fields, every problem reported at once."""
+    errors, details, source = {}, None, None
+    try:
+        details = leads.validate_contact_details(raw, for_staff=True)
+    except LeadValidationError as error:
+        errors.update(error.errors)
+    try:
+        source = staff_source(raw.get("source"))
+    except LeadValidationError as error:
+        errors.update(error.errors)
+    if errors:
+        raise LeadValidationError(errors)
+    return details, source
+
+
+def create_by_staff(details: ContactDetails, source: object, send_confirmation: bool) -> leads.BookingResult:
+    """A lead from the phone, an event or a referral: the same upsert as the public form, no rate limit."""
+    channel = staff_source(source)
     # The person typing it in knows already: the team notice is for leads that come in on their own.
     result = leads.book_demo(
         details, ip_address=None, source=channel, with_confirmation=send_confirmation, notify_team=False
@@ -567,6 +614,12 @@ def latest_booking(lead_id: uuid.UUID) -> Booking | None:
     return db.session.execute(
         sa.select(Booking).where(Booking.lead_id == lead_id).order_by(Booking.created_at.desc()).limit(1)
     ).scalar_one_or_none()
+
+
+def confirmation_to_resend(lead_id: uuid.UUID) -> Booking | None:
+    """What «Send bekreftelsen nå» sends: the latest booking's confirmation, while it is unsent."""
+    booking = latest_booking(lead_id)
+    return booking if booking is not None and booking.confirmation_sent_at is None else None
 
 
 EXPORT_COLUMNS = (

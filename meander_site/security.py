@@ -33,12 +33,17 @@ DEFAULT_HEADERS = {
 }
 
 
+def headers_for_every_response(site_url: str) -> dict[str, str]:
+    """HSTS follows the configured public URL, never the request."""
+    if site_url.startswith("https://"):
+        return {**DEFAULT_HEADERS, "Strict-Transport-Security": HSTS}
+    return dict(DEFAULT_HEADERS)
+
+
 def register(app: Flask) -> None:
     @app.after_request
     def _security_headers(response):
-        for name, value in DEFAULT_HEADERS.items():
+        # Read per request, not at start-up.
+        for name, value in headers_for_every_response(current_app.config["SITE_URL"]).items():
             response.headers.setdefault(name, value)
-        # Read per request, not at start-up: HSTS follows the configured public URL, never the request.
-        if current_app.config["SITE_URL"].startswith("https://"):
-            response.headers.setdefault("Strict-Transport-Security", HSTS)
         return response

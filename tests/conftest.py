@@ -16,17 +16,24 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 import sqlalchemy as sa
+from argon2 import PasswordHasher, profiles
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import SimpleWorker
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 
-from meander_site import create_app
+from meander_site import accounts, create_app
 from meander_site.config import normalize_database_url
-from meander_site.confirmations import confirmation_queue, redis_connection
+from meander_site.confirmations import confirmation_queue
 from meander_site.embedded import EmbeddedRedis, MailSink
 from meander_site.extensions import db, limiter
 from meander_site.models import AuditEvent, Booking, Lead, LeadStatusChange, StaffSession, User
+from meander_site.redis_client import redis_connection
+
+# Every sign-in hashes a password: at argon2's cheapest profile that costs microseconds instead of 64 MiB and
+# tens of milliseconds. Production keeps its parameters (test_users_cli holds it to them).
+accounts.password_hasher = PasswordHasher.from_parameters(profiles.CHEAPEST)
+accounts._DUMMY_HASH = accounts.password_hasher.hash("an unknown email")
 
 REDIS_TEST_DB = int(os.environ.get("REDIS_TEST_DB", "15"))
 VALID_BOOKING = {

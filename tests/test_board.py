@@ -3,8 +3,10 @@ a fixed number of queries, and what every staff page sends (no-store, no htmx hi
 
 import html
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -20,6 +22,7 @@ COUNT = re.compile(
     r'<span id="count-([a-z_]+)" class="count"[^>]*><span class="visually-hidden">[^<]*</span>(\d+)</span>'
 )
 HTMX = {"HX-Request": "true"}
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 # --- reading the board -----------------------------------------------------------------------------
@@ -70,6 +73,23 @@ def staff_created(app, source: str, **fields) -> str:
 # --- columns and cards -----------------------------------------------------------------------------
 
 
+def test_the_board_renders_the_move_rules_and_board_js_hard_codes_none_of_them(app, staff_client):
+    lead = make_lead(app)
+
+    page = board(staff_client)
+
+    assert f'data-move-url="/pipeline/leads/{lead["id"]}/status"' in page
+    column = '<section class="column" data-status='
+    assert column + '"lost" data-dialog-title="Flytt til «Tapt»" data-requires-reason="true" aria-labelledby' in page
+    assert column + '"converted" data-dialog-title="Flytt til «Kunde»" aria-labelledby' in page
+    assert column + '"qualified" aria-labelledby' in page
+    assert f'<textarea id="move-note" name="note" rows="3" maxlength="{sales.MAX_NOTE_LENGTH}">' in page
+    script = (PROJECT_ROOT / "static" / "js" / "board.js").read_text()
+    assert "/pipeline" not in script and "«" not in script
+    assert not [status for status in STATUSES if f'"{status}"' in script or f"{status}:" in script]
+
+
+
 def test_board_has_six_columns_in_pipeline_order_with_norwegian_labels(staff_client):
     page = board(staff_client)
 
@@ -110,6 +130,19 @@ def test_time_in_status_counts_from_the_last_move(app, staff_client):
         db.session.commit()
 
     assert "3 dager i «Ny»" in card(board(staff_client), lead["id"])
+
+
+def test_time_in_status_carries_a_valid_html_datetime_in_utc_to_the_second(app, staff_client):
+    lead = make_lead(app)
+    moved_at = datetime(2026, 3, 29, 1, 30, 5, 123456, tzinfo=ZoneInfo("Europe/Oslo"))  # the night of the DST change
+    with app.app_context():
+        db.session.execute(sa.update(Lead).where(Lead.id == lead["id"]).values(status_changed_at=moved_at))
+        db.session.commit()
+
+    stamp = re.search(r'<time datetime="([^"]+)"', card(board(staff_client), lead["id"])).group(1)
+
+    # HTML allows at most three digits of a second; isoformat() wrote six.
+    assert stamp == "2026-03-29T00:30:05Z"
 
 
 def test_a_rebooked_lead_carries_a_badge_with_its_booking_count(app, staff_client):

@@ -82,17 +82,34 @@ def page(browser, live_server):
     context.expose_function("reportCspViolation", lambda violation: violations.append(violation))
     context.add_init_script(CSP_VIOLATION_LISTENER)
     yield page
+    flush_csp_reports(page)
     context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
     assert not page.csp_violations, f"blocked by the Content-Security-Policy: {page.csp_violations}"
 
 
+# Violation events arrive asynchronously, after whatever caused them. To know every report so far is in,
+# the page causes one more violation of its own, a marker, and we wait for that one: the events come in order.
+CSP_FLUSH_MARKER = "https://csp-flush.invalid/marker.png"
 CSP_VIOLATION_LISTENER = """
 document.addEventListener("securitypolicyviolation", (event) => {
   const blocked = event.blockedURI || "inline";
+  if (blocked === "CSP_FLUSH_MARKER") {
+    window.cspReportsFlushed = true;
+    return;
+  }
   window.reportCspViolation(`${event.effectiveDirective}: ${blocked} at ${event.sourceFile}:${event.lineNumber}`);
 });
-"""
+""".replace("CSP_FLUSH_MARKER", CSP_FLUSH_MARKER)
+
+
+def flush_csp_reports(page) -> None:
+    """Return once every violation the page has caused so far has reached page.csp_violations."""
+    if not page.url.startswith("http"):
+        return  # never left about:blank: no policy, nothing to report
+    page.evaluate(f"window.cspReportsFlushed = false; new Image().src = {CSP_FLUSH_MARKER!r};")
+    page.wait_for_function("window.cspReportsFlushed === true")
+    page.evaluate("0")  # one more round trip: the reports' callbacks, sent before it, have run
 
 
 @pytest.fixture
@@ -161,10 +178,11 @@ def drag(page, lead_id, to_status, while_dragging=None):
     # until the card (which Sortable moves along as its ghost) sits in the target list.
     arrived = page.locator(f"#cards-{to_status} > #card-{lead_id}")
     for nudge in range(20):
-        if arrived.count():
+        try:
+            arrived.wait_for(state="attached", timeout=40)  # done as soon as it is there
             break
-        page.wait_for_timeout(40)
-        page.mouse.move(tx, ty + (nudge % 2) * 2 + 1)
+        except playwright_api.TimeoutError:
+            page.mouse.move(tx, ty + (nudge % 2) * 2 + 1)
     assert arrived.count() == 1, f"the dragged card never reached the {to_status} column"
     if while_dragging:
         while_dragging()
@@ -321,10 +339,7 @@ def test_the_csp_blocks_inline_style_and_the_check_notices(page):
 
     page.evaluate("document.body.setAttribute('style', 'outline: 1px solid red')")
 
-    for _ in range(50):  # the report arrives asynchronously
-        if page.csp_violations:
-            break
-        page.wait_for_timeout(40)
+    flush_csp_reports(page)  # the report arrives asynchronously, after evaluate() has returned
     assert [violation.split(":")[0] for violation in page.csp_violations] == ["style-src-attr"]
     page.csp_violations.clear()  # seen: the fixture's own check must not fail on it
 
@@ -347,3 +362,22 @@ def test_the_booking_form_answers_in_place_under_the_csp(app, page):
 
     expect(page).to_have_url(re.compile(r"/confirm/"))
     expect(page.get_by_text("LHL Hjerneslag")).to_be_visible()
+
+
+@pytest.mark.parametrize("path", ["/demo", "/login"])
+def test_a_first_visit_to_a_public_page_loads_everything_without_a_console_error(page, path):
+    console_errors, failed = [], []
+    page.on("console", lambda message: message.type == "error" and console_errors.append(message.text))
+    page.on("response", lambda response: response.status >= 400 and failed.append(f"{response.status} {response.url}"))
+
+    page.goto(path)
+    page.wait_for_load_state("networkidle")
+    # Headless Chromium does not fetch icons itself; fetch each the way a browser's tab bar would.
+    icons = page.evaluate(
+        "Promise.all([...document.querySelectorAll('link[rel=icon]'), {href: '/favicon.ico'}]"
+        ".map(link => fetch(link.href).then(response => `${response.status} ${response.headers.get('content-type')}`)))"
+    )
+
+    assert not console_errors and not failed, (console_errors, failed)
+    assert [icon.split(" ")[0] for icon in icons] == ["200", "200", "200"], icons
+    assert all(icon.split(" ")[1].startswith("image/") for icon in icons), icons

@@ -4,6 +4,7 @@ import threading
 
 import sqlalchemy as sa
 from conftest import CSRF_INPUT, VALID_BOOKING
+from helpers import run_together
 
 from meander_site import leads
 from meander_site.extensions import db
@@ -17,30 +18,6 @@ EMAILS = [
     "kari.NORDMANN@lhl.no",
     " kari.nordmann@LHL.no ",
 ]
-
-
-def run_together(count: int, work) -> list:
-    """Start `count` threads that call work(n) at the same instant; return results (or raise the first error)."""
-    barrier = threading.Barrier(count, timeout=20)
-    results: list = [None] * count
-    errors: list[BaseException] = []
-
-    def target(n: int) -> None:
-        try:
-            results[n] = work(n, barrier)
-        except BaseException as error:  # reported after join
-            errors.append(error)
-            barrier.abort()
-
-    threads = [threading.Thread(target=target, args=(n,)) for n in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads), "a booking thread hung"
-    if errors:
-        raise errors[0]
-    return results
 
 
 def assert_one_lead_with(app, count: int) -> Lead:

@@ -1,16 +1,15 @@
 """The confirmation mail on the real stack: RQ on a real Redis, a real SMTP server, outages of both."""
 
 import logging
-import time
 
 import sqlalchemy as sa
 from conftest import CSRF_INPUT, VALID_BOOKING, book, run_jobs
+from helpers import wait_until
 from redis import Redis
 from rq.scheduler import RQScheduler
 
 from meander_site.confirmations import (
     confirmation_queue,
-    redis_connection,
     retry_pending,
     send_confirmation,
     sweep_due_confirmations,
@@ -18,6 +17,7 @@ from meander_site.confirmations import (
 from meander_site.embedded import find_free_port
 from meander_site.extensions import db, limiter
 from meander_site.models import Booking, Lead
+from meander_site.redis_client import redis_connection
 
 DEAD_REDIS = "unix:///tmp/nonexistent-meander.sock"
 SITE = "https://demo.meander.test"
@@ -39,14 +39,16 @@ def html(message) -> str:
     return message.get_body(preferencelist=("html",)).get_content()
 
 
-def enqueue_due_retries(app) -> None:
-    """What the worker's RQ scheduler does every second: move retries whose time has come into the queue."""
+def enqueue_due_retries(app) -> int:
+    """What the worker's RQ scheduler does every second: move retries whose time has come into the queue;
+    returns how many jobs the queue then holds."""
     with app.app_context():
         connection = redis_connection()
         queue = confirmation_queue(connection)
         scheduler = RQScheduler([queue], connection=connection)
         scheduler.prepare_registries([queue.name])
         scheduler.enqueue_scheduled_jobs()
+        return queue.count
 
 
 # --- the mail ----------------------------------------------------------------------------------------
@@ -139,8 +141,7 @@ def test_smtp_refusal_keeps_the_lead_records_the_failure_and_a_retry_delivers_on
     assert any(str(lead_id) in record.getMessage() for record in failures)
 
     smtp_server.fail_with = None
-    time.sleep(1.2)  # the first retry interval in the tests is 1 s
-    enqueue_due_retries(app)
+    wait_until(lambda: enqueue_due_retries(app), 5, "RQ's first retry (1 s in the tests) to come due")
     assert run_jobs(app) == 1
 
     [message] = smtp_server.wait_for(1)
@@ -150,7 +151,7 @@ def test_smtp_refusal_keeps_the_lead_records_the_failure_and_a_retry_delivers_on
         assert booking.confirmation_sent_at is not None
         assert booking.confirmation_last_error is None
         assert the_lead().confirmation_sent_at is not None
-    time.sleep(0.2)
+    assert run_jobs(app) == 0  # no job is left that could still send
     assert len(smtp_server.messages()) == 1
 
 
@@ -185,7 +186,7 @@ def test_running_the_job_again_after_a_successful_send_sends_nothing(app, client
         assert send_confirmation(booking_id) == "skipped"
         assert send_confirmation(booking_id) == "skipped"
 
-    time.sleep(0.2)
+    assert run_jobs(app) == 0  # no job is left that could still send
     assert len(smtp_server.messages()) == 1
 
 
@@ -197,7 +198,7 @@ def test_two_jobs_queued_for_one_booking_send_one_mail(app, client, smtp_server)
     assert run_jobs(app) == 2
 
     smtp_server.wait_for(1)
-    time.sleep(0.2)
+    assert run_jobs(app) == 0  # no job is left that could still send
     assert len(smtp_server.messages()) == 1
 
 
@@ -228,7 +229,7 @@ def test_booking_succeeds_while_redis_is_down_and_the_sweep_delivers_the_mail_la
     with app.app_context():
         assert the_booking().confirmation_sent_at is not None
         assert sweep_due_confirmations() == 0
-    time.sleep(0.2)
+    assert run_jobs(app) == 0  # no job is left that could still send
     assert len(smtp_server.messages()) == 1
 
 
@@ -252,7 +253,7 @@ def test_two_sweeps_back_to_back_enqueue_a_due_mail_once(make_app, app, smtp_ser
     assert run_jobs(due_at_once) == 1
 
     smtp_server.wait_for(1)
-    time.sleep(0.2)
+    assert run_jobs(due_at_once) == 0  # no job is left that could still send
     assert len(smtp_server.messages()) == 1
 
 
@@ -282,6 +283,6 @@ def test_job_for_an_erased_booking_sends_nothing(app, client, smtp_server, redis
         db.session.commit()
     run_jobs(app)
 
-    time.sleep(0.2)
+    assert run_jobs(app) == 0  # no job is left that could still send
     assert smtp_server.messages() == []
     assert Redis.from_url(redis_url).ping()

@@ -7,6 +7,7 @@ The worker is the real `python worker.py`, on a Redis of its own, with short tim
 """
 
 import collections
+import contextlib
 import os
 import shutil
 import signal
@@ -23,6 +24,7 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 from conftest import VALID_BOOKING, book, csrf_token, make_lead, stored_counts
+from helpers import run_together, wait_until
 from redis import Redis
 from rq import Worker
 from rq.registry import ScheduledJobRegistry
@@ -37,19 +39,6 @@ EMAIL = VALID_BOOKING["email"]
 
 
 # --- helpers -----------------------------------------------------------------------------------------
-
-
-def wait_until(predicate, timeout: float, what: str, diagnostics=None):
-    """Poll `predicate` until it returns something truthy; fail with `what` (and diagnostics) at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            detail = f"\n{diagnostics()}" if diagnostics else ""
-            raise AssertionError(f"timed out after {timeout}s waiting for: {what}{detail}")
-        time.sleep(0.03)
 
 
 def bookings(app) -> list[dict]:
@@ -84,13 +73,27 @@ def unsent_leads(app) -> int:
         return count
 
 
+def process_is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def queue_is_idle(app, redis_url: str) -> bool:
-    """Nothing waits in the worker's queue or in RQ's scheduled (retry) registry."""
+    """Nothing waits in the worker's queue or in RQ's scheduled (retry) registry, and no live worker is busy
+    with a job (a SIGKILLed one stays registered as busy until its key expires): no send is on its way."""
     connection = Redis.from_url(redis_url, socket_timeout=2)
     try:
         with app.app_context():
             queue = confirmation_queue(connection)
-            return queue.count == 0 and ScheduledJobRegistry(queue=queue).count == 0
+            busy = [worker for worker in Worker.all(queue=queue) if worker.get_state() == "busy"]
+            return (
+                queue.count == 0
+                and ScheduledJobRegistry(queue=queue).count == 0
+                and not any(process_is_alive(worker.pid) for worker in busy)
+            )
     finally:
         connection.close()
 
@@ -106,8 +109,7 @@ def assert_delivered_exactly_once(app, sink: MailSink, emails: list[str], redis_
         "confirmation_sent_at recorded on every booking and lead",
         diagnostics,
     )
-    wait_until(lambda: queue_is_idle(app, redis_url), 10, "the queue and its retries to drain", diagnostics)
-    time.sleep(0.5)  # a duplicate would be on its way now: give it the chance to arrive
+    wait_until(lambda: queue_is_idle(app, redis_url), 10, "the queue, retries and workers to go idle", diagnostics)
 
     recipients = collections.Counter(message["X-RcptTo"] for message in sink.messages())
     assert recipients == collections.Counter(emails), "each prospect got exactly one confirmation"
@@ -180,11 +182,12 @@ class WorkerProcesses:
             self._stopped.add(process.pid)
             if process.returncode is None:
                 # Wait without reaping: while the leader is a zombie its pid, the group id, stays ours.
-                deadline = time.monotonic() + 15
-                while time.monotonic() < deadline and not os.waitid(
-                    os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT
-                ):
-                    time.sleep(0.02)
+                with contextlib.suppress(AssertionError):  # a worker that will not exit is SIGKILLed below
+                    wait_until(
+                        lambda pid=process.pid: os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT),
+                        15,
+                        "the worker to exit",
+                    )
             try:
                 # Whatever is left of this worker's own group: after a SIGKILL, the RQ scheduler it forked.
                 os.killpg(process.pid, signal.SIGKILL)
@@ -431,8 +434,8 @@ def test_smtp_hanging_after_accepting_the_message_does_not_send_it_twice(
         "the worker to finish with the send",
         workers.logs,
     )
+    # A retry RQ scheduled would sit in the scheduled registry until due: idle means none is coming.
     wait_until(lambda: queue_is_idle(booking_app, worker_redis.url), 10, "the queue to drain", workers.logs)
-    time.sleep(1.5)  # a retry RQ scheduled would arrive within this
 
     assert sink.messages() == [], "the accepted mail was sent a second time"
     row = the_booking(booking_app)
@@ -627,26 +630,16 @@ def test_two_sweeps_at_once_enqueue_each_due_mail_once_and_each_is_delivered_onc
     booking_ids = {row["id"] for row in bookings(sweep_app)}
     assert len(booking_ids) == count
 
-    barrier = threading.Barrier(2)
-    results: list = [None, None]
-
-    def sweep(slot: int) -> None:
+    def sweep(slot: int, barrier: threading.Barrier) -> int:
         with sweep_app.app_context():
-            barrier.wait(timeout=10)
+            barrier.wait()
             try:
-                results[slot] = sweep_due_confirmations()
-            except Exception as error:  # reported below, not lost in the thread
-                results[slot] = error
+                return sweep_due_confirmations()
             finally:
                 db.session.remove()
 
-    threads = [threading.Thread(target=sweep, args=(slot,)) for slot in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    results = run_together(2, sweep)
 
-    assert all(isinstance(result, int) for result in results), results
     assert sum(results) == count, f"the two sweeps enqueued {results}"
     with sweep_app.app_context():
         queue = confirmation_queue(Redis.from_url(worker_redis.url))

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from conftest import STAFF_PASSWORD, VALID_BOOKING, book, log_in, make_lead, run_jobs, staff_csrf
 
-from meander_site import confirmations
+from meander_site import confirmations, sales
 from meander_site.extensions import db
 from meander_site.models import AuditEvent, Booking, Lead, LeadStatusChange, LeadStatusCount
 
@@ -148,6 +148,23 @@ def test_a_sent_confirmation_shows_sent_and_no_resend_button(app, staff_client):
 
     assert '<span class="badge badge--ok">Sendt</span>' in page
     assert "Send bekreftelsen nå" not in page
+
+
+def test_the_mail_state_and_the_resend_offer_come_from_the_sales_domain(app):
+    # The page and the resend action ask sales one question each, so they cannot disagree.
+    lead = make_lead(app)
+    with app.app_context():
+        [entry] = sales.booking_history(lead["id"])
+        assert entry.mail_state == "pending"
+        assert sales.confirmation_to_resend(lead["id"]).id == lead["booking_id"]
+    with app.app_context():
+        confirmations.dispatch_confirmation(lead["booking_id"])
+    run_jobs(app)
+
+    with app.app_context():
+        [entry] = sales.booking_history(lead["id"])
+        assert entry.mail_state == "sent"
+        assert sales.confirmation_to_resend(lead["id"]) is None
 
 
 def test_resending_after_an_smtp_failure_delivers_the_mail(app, staff_client, token, smtp_server):
@@ -372,9 +389,10 @@ def test_a_staff_created_lead_with_a_known_email_updates_that_lead(app, staff_cl
         ({"organization_name": ""}, "Skriv inn navnet på organisasjonen din."),
         ({"source": None}, "Velg hvor leaden kom fra."),
         ({"source": "fax"}, "Velg hvor leaden kom fra."),
+        ({"source": "website"}, "Velg hvor leaden kom fra."),
         ({"source": None, "email": ""}, "Velg hvor leaden kom fra."),
     ],
-    ids=["bad-email", "no-organization", "no-source", "unknown-source", "no-source-and-no-email"],
+    ids=["bad-email", "no-organization", "no-source", "unknown-source", "website-source", "no-source-and-no-email"],
 )
 def test_an_invalid_staff_created_lead_is_422_and_saves_nothing(app, staff_client, token, fields, field_message):
     response = create(staff_client, token, **{"email": "ny@eksempel.no", **fields})

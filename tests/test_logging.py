@@ -98,13 +98,18 @@ def test_text_formatter_appends_the_extra_fields():
 
 
 def run_with_log_format(log_format: str | None, tmp_path) -> str:
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
+    """What the app itself writes to stderr when a readiness probe finds Redis gone (its one log line)."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}",
+        "REDIS_URL": f"unix://{tmp_path / 'no-redis-here.sock'}",
+    }
     env.pop("LOG_FORMAT", None)
     if log_format:
         env["LOG_FORMAT"] = log_format
     script = (
-        "import logging; from meander_site import create_app; create_app(); "
-        "logging.getLogger('meander_site.leads').info('demo booked', extra={'event': 'booking', 'lead_id': 'L1'})"
+        "from meander_site import create_app; "
+        "assert create_app().test_client().get('/readyz').status_code == 503"
     )
     result = subprocess.run(
         [sys.executable, "-c", script], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=60
@@ -117,13 +122,21 @@ def test_log_format_json_writes_json_lines_to_stderr(tmp_path):
     [line] = run_with_log_format("json", tmp_path).splitlines()
 
     entry = json.loads(line)
-    assert entry["event"] == "booking" and entry["lead_id"] == "L1" and entry["level"] == "INFO"
+    assert (entry["level"], entry["logger"], entry["message"]) == (
+        "WARNING",
+        "meander_site.ops.checks",
+        "readiness check failed",
+    )
+    assert (entry["event"], entry["check"], entry["error"]) == ("readiness_failed", "redis", "ConnectionError")
 
 
 def test_the_default_log_format_is_readable_text(tmp_path):
     [line] = run_with_log_format(None, tmp_path).splitlines()
 
-    assert line.endswith("INFO meander_site.leads: demo booked event=booking lead_id=L1")
+    assert line.endswith(
+        "WARNING meander_site.ops.checks: readiness check failed"
+        " event=readiness_failed check=redis error=ConnectionError"
+    )
 
 
 # --- the events ------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import uuid
 import pytest
 import sqlalchemy as sa
 from conftest import STAFF_PASSWORD, log_in, make_lead, staff_csrf
+from helpers import run_together
 
 from meander_site import accounts
 from meander_site.extensions import db
@@ -307,30 +308,15 @@ def signed_in_clients(app, count: int) -> list:
 def move_all_at_once(app, lead_id, moves: list[dict]) -> list[int]:
     """Each of len(moves) signed-in people sends their move at the same instant; the answer codes in order."""
     clients = signed_in_clients(app, len(moves))
-    barrier = threading.Barrier(len(moves), timeout=20)
-    results: list = [None] * len(moves)
-    errors: list[BaseException] = []
 
-    def work(n: int) -> None:
+    def work(n: int, barrier: threading.Barrier) -> int:
         client, token, _ = clients[n]
-        try:
-            barrier.wait()
-            results[n] = client.post(
-                f"/pipeline/leads/{lead_id}/status", data=moves[n], headers={**HTMX, "X-CSRFToken": token}
-            ).status_code
-        except BaseException as error:  # reported after join
-            errors.append(error)
-            barrier.abort()
+        barrier.wait()
+        return client.post(
+            f"/pipeline/leads/{lead_id}/status", data=moves[n], headers={**HTMX, "X-CSRFToken": token}
+        ).status_code
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(len(moves))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads), "a move hung"
-    if errors:
-        raise errors[0]
-    return results
+    return run_together(len(moves), work)
 
 
 def test_eight_people_moving_one_card_at_once_make_exactly_one_move(app):

@@ -12,9 +12,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from helpers import wait_until
 
 from meander_site.config import engine_options
 from meander_site.embedded import EmbeddedRedis, find_free_port
+from meander_site.extensions import limiter
+from meander_site.redis_client import redis_connection, shared_redis
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEAD_REDIS = "unix:///tmp/nonexistent-meander.sock"
@@ -54,6 +57,33 @@ def test_readyz_names_redis_when_it_is_down(make_app):
     assert response.status_code == 503
     assert response.get_json() == {"database": "ok", "redis": "unavailable"}
     assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_every_redis_client_of_the_site_fails_fast_with_the_configured_timeouts(app):
+    # One options helper (redis_client.fail_fast_options) behind them all: none may drift to redis-py's
+    # defaults, which retry with backoff and stall a request for seconds when Redis is gone.
+    with app.app_context():
+        clients = {
+            "queue and probes": shared_redis(),
+            "rate limits": limiter.storage.storage,
+            "worker": redis_connection(socket_timeout=60),
+        }
+        connect_timeout = app.config["REDIS_CONNECT_TIMEOUT_SECONDS"]
+        socket_timeout = app.config["REDIS_SOCKET_TIMEOUT_SECONDS"]
+
+    settings = {
+        name: (
+            client.connection_pool.connection_kwargs["socket_connect_timeout"],
+            client.connection_pool.connection_kwargs["socket_timeout"],
+            client.get_retry().get_retries(),
+        )
+        for name, client in clients.items()
+    }
+    assert settings == {
+        "queue and probes": (connect_timeout, socket_timeout, 0),
+        "rate limits": (connect_timeout, socket_timeout, 0),
+        "worker": (connect_timeout, 60, 0),
+    }
 
 
 @pytest.mark.parametrize(
@@ -225,15 +255,14 @@ def test_procfile_web_serves_health_and_readiness_with_json_logs(migrated_databa
     with open(log_path, "w") as log:
         process = subprocess.Popen(procfile()["web"], cwd=PROJECT_ROOT, env=env, stdout=log, stderr=log)
         try:
-            deadline = time.monotonic() + 60
-            while True:
+            def health_answer():
                 try:
-                    health = get(f"http://127.0.0.1:{port}/healthz")
-                    break
+                    return get(f"http://127.0.0.1:{port}/healthz")
                 except OSError:
                     assert process.poll() is None, log_path.read_text()
-                    assert time.monotonic() < deadline, "gunicorn did not answer within 60 s"
-                    time.sleep(0.2)
+                    return None
+
+            health = wait_until(health_answer, 60, "gunicorn to answer /healthz", log_path.read_text, interval=0.2)
             ready = get(f"http://127.0.0.1:{port}/readyz")
         finally:
             returncode = stop(process)
@@ -259,11 +288,12 @@ def test_procfile_worker_starts_and_stops_on_sigterm(migrated_database, scratch_
         )
         process = subprocess.Popen(procfile()["worker"], cwd=PROJECT_ROOT, env=env, stdout=log, stderr=log)
         try:
-            deadline = time.monotonic() + 60
-            while "worker started" not in log_path.read_text():
+
+            def started() -> bool:
                 assert process.poll() is None, log_path.read_text()
-                assert time.monotonic() < deadline, "the worker did not start within 60 s"
-                time.sleep(0.2)
+                return "worker started" in log_path.read_text()
+
+            wait_until(started, 60, "the worker to log that it started", log_path.read_text, interval=0.2)
         finally:
             returncode = stop(process)
 

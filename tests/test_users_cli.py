@@ -11,11 +11,12 @@ import pytest
 import sqlalchemy as sa
 from conftest import log_in
 
+from meander_site import accounts
 from meander_site.config import PROJECT_ROOT
 from meander_site.extensions import db
 from meander_site.models import StaffSession, User
 
-PASSWORD = "korrekt-hest-batteri"  # noqa: S105 (a test account)
+PASSWORD = "korrekt-hest-batteri"  # a test account
 
 
 def users_cli(app, *args, input=None):
@@ -64,6 +65,20 @@ def test_the_password_is_stored_as_an_argon2id_hash_never_in_plain(app):
         row = db.session.execute(sa.select(User.__table__)).mappings().one()
     assert row["password_hash"].startswith("$argon2id$")
     assert all(PASSWORD not in str(value) for value in row.values())
+
+
+def test_production_hashes_at_the_rfc_9106_low_memory_profile_and_only_the_suite_goes_cheaper():
+    # A fresh interpreter, without the cheap hasher conftest swaps in.
+    production = subprocess.run(
+        [sys.executable, "-c", "from meander_site import accounts; print(accounts.password_hasher.hash('x'))"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+    assert production.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    assert accounts.password_hasher.hash("x").startswith("$argon2id$v=19$m=8,t=1,p=1$")
 
 
 def test_a_too_short_password_is_refused_with_a_message(app):

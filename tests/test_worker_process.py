@@ -4,11 +4,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from conftest import book
+from helpers import wait_until
 from redis import Redis
 from rq import Worker
 
@@ -40,7 +40,7 @@ def start_worker(migrated_database, smtp_server, scratch_dir):
             "CONFIRMATION_SWEEP_SECONDS": "0.5",
             "PYTHONUNBUFFERED": "1",
         }
-        log = open(scratch_dir / f"worker-{len(processes)}.log", "w")  # noqa: SIM115 (closed below)
+        log = open(scratch_dir / f"worker-{len(processes)}.log", "w")  # closed below
         process = subprocess.Popen(
             [sys.executable, "worker.py"], cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
         )
@@ -101,11 +101,8 @@ def test_booking_during_redis_outage_is_mailed_after_redis_returns_and_worker_su
         with booking_app.app_context():
             return db.session.scalar(db.select(db.func.count()).where(Booking.confirmation_sent_at.is_(None)))
 
-    # SMTP accepted before the worker records it: give the commit a moment.
-    deadline = time.monotonic() + 10
-    while unsent_count() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert unsent_count() == 0
+    # SMTP accepted before the worker records it: wait for the commit.
+    wait_until(lambda: unsent_count() == 0, 10, "every confirmation recorded as sent")
     assert len(smtp_server.messages()) == 3, "nothing was sent twice"
 
 
@@ -116,10 +113,9 @@ def worker_log(scratch_dir) -> str:
 def test_worker_stops_cleanly_on_sigterm(app, own_redis, start_worker, scratch_dir):
     worker = start_worker(own_redis.url)
     connection = Redis.from_url(own_redis.url, socket_timeout=2)
-    deadline = time.monotonic() + 20
-    while not Worker.all(connection=connection) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert Worker.all(connection=connection), "the worker registered with Redis"
+    wait_until(
+        lambda: Worker.all(connection=connection), 20, "the worker to register", lambda: worker_log(scratch_dir)
+    )
 
     worker.send_signal(signal.SIGTERM)
 

@@ -10,7 +10,8 @@ bp = Blueprint("devmail", __name__, url_prefix="/dev/mail")
 @bp.get("/")
 def inbox():
     messages = read_mailbox(current_app.config["MAIL_SINK_DIR"])
-    return render_template("devmail/inbox.html", messages=messages)
+    sink_address = f"{current_app.config['MAIL_SERVER']}:{current_app.config['MAIL_PORT']}"
+    return render_template("devmail/inbox.html", messages=messages, sink_address=sink_address)
 
 
 @bp.get("/<filename>")

@@ -98,5 +98,5 @@ def card_menu(lead_id: uuid.UUID):
         "pipeline/_card_menu.html",
         card=sales.get_card(lead_id),
         staff=follow_up.active_staff(),
-        details_statuses=sales.STATUSES_WITH_DETAILS,
+        details_statuses={status.value for status in sales.MOVES_ASKING_FOR_DETAILS},
     )

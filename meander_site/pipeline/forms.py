@@ -1,10 +1,7 @@
 from wtforms import BooleanField, SelectField
 
 from ..contact_form import ContactForm, optional_choices
-from ..models import LeadSource
-
-# Staff type in leads from every channel but the website form.
-STAFF_SOURCES = [(source.value, source.label) for source in LeadSource if source != LeadSource.WEBSITE]
+from ..sales import STAFF_SOURCES
 
 
 class LeadEditForm(ContactForm):
@@ -14,7 +11,11 @@ class LeadEditForm(ContactForm):
 
 
 class NewLeadForm(ContactForm):
-    source = SelectField("Kilde", choices=optional_choices("Velg kilde", STAFF_SOURCES), validate_choice=False)
+    source = SelectField(
+        "Kilde",
+        choices=optional_choices("Velg kilde", [(source.value, source.label) for source in STAFF_SOURCES]),
+        validate_choice=False,
+    )
     send_confirmation = BooleanField("Send bekreftelse på e-post til kontakten")
 
     REQUIRED = (*ContactForm.REQUIRED, "source")

@@ -37,7 +37,9 @@ def board_context(board_filter: sales.BoardFilter) -> dict:
         "since": utcnow().isoformat(),
         "overdue_count": sales.overdue_count(board_filter),
         "sort_orders": sales.SORT_ORDERS,
-        "details_statuses": sales.STATUSES_WITH_DETAILS,
+        "details_statuses": sorted(status.value for status in sales.MOVES_ASKING_FOR_DETAILS),
+        "reason_statuses": sorted(status.value for status in sales.REASON_REQUIRED),
+        "max_note_length": sales.MAX_NOTE_LENGTH,
     }
 
 
@@ -147,7 +149,7 @@ def render_lead_page(lead_id: uuid.UUID, form: LeadEditForm | None = None, error
         card=sales.get_card(lead_id),
         bookings=sales.booking_history(lead_id),
         status_changes=sales.status_history(lead_id),
-        latest_booking=sales.latest_booking(lead_id),
+        can_resend=sales.confirmation_to_resend(lead_id) is not None,
         lost_reasons=sales.LOST_REASONS,
         status_labels=dict(LeadStatus.choices()),
         field_labels=leads.FIELD_LABELS,
@@ -173,8 +175,8 @@ def edit_lead(lead_id: uuid.UUID):
 
 @bp.post("/leads/<uuid:lead_id>/resend")
 def resend_confirmation(lead_id: uuid.UUID):
-    booking = sales.latest_booking(sales.get_lead(lead_id).id)
-    if booking is None or booking.confirmation_sent_at is not None:
+    booking = sales.confirmation_to_resend(sales.get_lead(lead_id).id)
+    if booking is None:
         flash("Bekreftelsen er allerede sendt.")
     elif confirmations.send_now(booking.id):
         flash("Bekreftelsen sendes på nytt nå.")
@@ -199,12 +201,9 @@ def new_lead_form():
 def create_lead():
     form = NewLeadForm()
     try:
-        details = leads.validate_contact_details(request.form, for_staff=True)
-        result = sales.create_by_staff(details, request.form.get("source", ""), form.send_confirmation.data)
+        details, source = sales.validate_staff_lead(request.form)
+        result = sales.create_by_staff(details, source, form.send_confirmation.data)
     except leads.LeadValidationError as error:
-        errors = dict(error.errors)
-        if not request.form.get("source"):
-            errors.setdefault("source", "Velg hvor leaden kom fra.")
-        return render_template("pipeline/new_lead.html", form=form, errors=errors), 422
+        return render_template("pipeline/new_lead.html", form=form, errors=error.errors), 422
     flash("Leaden er lagret." if not result.is_rebooking else "E-posten fantes fra før: leaden er oppdatert.")
     return redirect_after_post(url_for("pipeline.lead_page", lead_id=result.lead_id))

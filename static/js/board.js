@@ -28,13 +28,22 @@
     }
   }
 
-  function needsDetails(status) {
-    var statuses = board() ? (board().dataset.detailsStatuses || "").split(" ") : [];
-    return statuses.indexOf(status) !== -1;
+  function columnElement(status) {
+    return document.getElementById("column-" + status);
   }
 
-  function moveUrl(leadId) {
-    return board().dataset.moveUrl.replace("00000000-0000-0000-0000-000000000000", encodeURIComponent(leadId));
+  // A move into a column with data-dialog-title asks for details first; data-requires-reason makes the reason required.
+  function needsDetails(status) {
+    var column = columnElement(status);
+    return Boolean(column && column.dataset.dialogTitle);
+  }
+
+  // The board's sentences live in its markup (data-message-*), with {placeholders} filled in here.
+  function message(name, values) {
+    var text = board() ? board().dataset["message" + name] || "" : "";
+    return text.replace(/\{(\w+)\}/g, function (_, key) {
+      return values && key in values ? values[key] : "";
+    });
   }
 
   function announce(text, kind) {
@@ -71,17 +80,17 @@
       template.remove();
       if (existing && existing.dataset.status === template.dataset.status) {
         existing.replaceWith(fresh);
-      } else if (list && (existing || "changed" in template.dataset || "new" in template.dataset)) {
+      } else if (list && (existing || "changed" in template.dataset || "arrived" in template.dataset)) {
         if (existing) existing.remove();
         list.insertBefore(fresh, firstCardSlot(list));
       } else {
         if (existing) existing.remove();
-        return; // a card this page never loaded (beyond «Vis flere»): the counts say it is there
+        return; // a card this page never loaded (beyond "Vis flere"): the counts say it is there
       }
       htmx.process(fresh);
-      if ("new" in template.dataset && !existing) {
+      if ("arrived" in template.dataset && !existing) {
         fresh.classList.add("lead-card--new");
-        announce("Ny lead: " + fresh.dataset.organization + " i «" + columnLabel(fresh.dataset.status) + "».", "info");
+        announce(message("NewLead", { organization: fresh.dataset.organization, column: columnLabel(fresh.dataset.status) }));
       }
       var pending = pendingMoves[leadId];
       if (pending) {
@@ -99,7 +108,7 @@
     pendingMoves[leadId] = { origin: origin, focusAfter: focusAfter };
     card.classList.add("is-saving");
     card.setAttribute("aria-busy", "true");
-    htmx.ajax("POST", moveUrl(leadId), {
+    htmx.ajax("POST", card.dataset.moveUrl, {
       source: card,
       target: "#board-messages",
       swap: "innerHTML",
@@ -116,22 +125,22 @@
       postMove(card, status, details, origin, focusAfter);
     }, function () {
       snapBack(card, origin);
-      announce("Flyttingen er avbrutt. Kortet står der det sto.", "info");
+      announce(message("Cancelled"), "info");
       if (focusAfter) menuButton(card).focus();
     });
   }
 
-  // Moves that need details ask in one native <dialog> (focus handled by the browser). The reason field is
-  // present only for the statuses that need one (data-for on the field, from the server's markup).
+  // Moves that need details ask in one native <dialog> (focus handled by the browser).
   function askForDetails(card, status, onConfirm, onCancel) {
     var dialog = document.getElementById("move-dialog");
     var form = document.getElementById("move-dialog-form");
     var reason = document.getElementById("move-reason");
     var note = document.getElementById("move-note");
     var reasonError = document.getElementById("move-reason-error");
-    var reasonField = form.querySelector("[data-for]");
-    var needsReason = reasonField.dataset.for.split(" ").indexOf(status) !== -1;
-    document.getElementById("move-dialog-title").textContent = "Flytt til «" + columnLabel(status) + "»";
+    var reasonField = form.querySelector("[data-for=reason]");
+    var column = columnElement(status);
+    var needsReason = column.dataset.requiresReason === "true";
+    document.getElementById("move-dialog-title").textContent = column.dataset.dialogTitle;
     document.getElementById("move-dialog-lead").textContent = card.dataset.organization || "";
     reasonField.hidden = !needsReason;
     reason.required = needsReason;
@@ -229,8 +238,7 @@
         if (event.from === event.to) {
           snapBack(event.item, origin); // a column's order is the server's (due date or age), not by hand
           if (refusedTarget) {
-            announce("«" + columnLabel(refusedTarget.dataset.status) + "» tar ikke imot kortet herfra: kort flyttes " +
-              "bare fremover. Kortet står der det sto.", "error");
+            announce(message("Refused", { column: columnLabel(refusedTarget.dataset.status) }), "error");
           }
           return;
         }
@@ -304,7 +312,7 @@
     target.scrollIntoView({ block: "nearest", inline: "nearest" });
   });
 
-  // --- «Vis flere»: focus goes to the first card it brought ----------------------------------------------
+  // --- "Vis flere": focus goes to the first card it brought ----------------------------------------------
 
   var loadingMore = null; // { list, count }
   document.addEventListener("htmx:beforeRequest", function (event) {
@@ -341,8 +349,8 @@
     if (root.matches && root.matches("ol.cards")) initSortable(root);
     if (root.querySelectorAll) root.querySelectorAll("ol.cards").forEach(initSortable);
     if (root.id === "board" || (root.querySelector && root.querySelector("#board"))) {
-      var pressed = document.querySelector(".column-switch[aria-pressed=true]");
-      showColumn(pressed ? pressed.dataset.column : "new");
+      var pressed = document.querySelector(".column-switch[aria-pressed=true]") || document.querySelector(".column-switch");
+      if (pressed) showColumn(pressed.dataset.column);
     }
   });
 
@@ -369,7 +377,7 @@
     card.classList.remove("is-saving");
     card.removeAttribute("aria-busy");
     snapBack(card, pending.origin);
-    if (!status) announce("Fikk ikke kontakt med serveren. Kortet står der det sto; prøv igjen.", "error");
+    if (!status) announce(message("Offline"), "error");
     if (pending.focusAfter) menuButton(card).focus();
   });
 
