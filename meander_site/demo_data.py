@@ -1,6 +1,7 @@
 """Realistic Norwegian demo leads for trying the board and for benchmarks (`flask --app app demo-data`)."""
 
 import random
+import secrets
 import uuid
 from datetime import timedelta
 
@@ -21,21 +22,92 @@ from .models import (
 )
 
 FIRST_NAMES = [
-    "Kari", "Ola", "Ingrid", "Lars", "Sigrid", "Jonas", "Nora", "Henrik", "Emma", "Magnus", "Ida", "Sander",
-    "Thea", "Eirik", "Maja", "Håkon", "Sofie", "Øyvind", "Astrid", "Bjørn", "Solveig", "Åse", "Tobias", "Hanne",
+    "Kari",
+    "Ola",
+    "Ingrid",
+    "Lars",
+    "Sigrid",
+    "Jonas",
+    "Nora",
+    "Henrik",
+    "Emma",
+    "Magnus",
+    "Ida",
+    "Sander",
+    "Thea",
+    "Eirik",
+    "Maja",
+    "Håkon",
+    "Sofie",
+    "Øyvind",
+    "Astrid",
+    "Bjørn",
+    "Solveig",
+    "Åse",
+    "Tobias",
+    "Hanne",
 ]
 LAST_NAMES = [
-    "Hansen", "Johansen", "Olsen", "Larsen", "Andersen", "Pedersen", "Nilsen", "Kristiansen", "Jensen", "Karlsen",
-    "Berg", "Haugen", "Hagen", "Eriksen", "Bakken", "Solberg", "Strand", "Lie", "Dahl", "Lunde", "Sæther", "Moen",
+    "Hansen",
+    "Johansen",
+    "Olsen",
+    "Larsen",
+    "Andersen",
+    "Pedersen",
+    "Nilsen",
+    "Kristiansen",
+    "Jensen",
+    "Karlsen",
+    "Berg",
+    "Haugen",
+    "Hagen",
+    "Eriksen",
+    "Bakken",
+    "Solberg",
+    "Strand",
+    "Lie",
+    "Dahl",
+    "Lunde",
+    "Sæther",
+    "Moen",
 ]
 ORGANIZATION_KINDS = [
-    "Kreftforeningen", "Mental Helse", "LHL", "Norges Blindeforbund", "Røde Kors", "Kirkens Bymisjon",
-    "Landsforeningen for hjertesyke", "Norsk Revmatikerforbund", "Diabetesforbundet", "Foreningen for hjertesyke barn",
-    "Pårørendealliansen", "Frivillighetssentralen", "Hørselshemmedes Landsforbund", "Astma- og Allergiforbundet",
+    "Kreftforeningen",
+    "Mental Helse",
+    "LHL",
+    "Norges Blindeforbund",
+    "Røde Kors",
+    "Kirkens Bymisjon",
+    "Landsforeningen for hjertesyke",
+    "Norsk Revmatikerforbund",
+    "Diabetesforbundet",
+    "Foreningen for hjertesyke barn",
+    "Pårørendealliansen",
+    "Frivillighetssentralen",
+    "Hørselshemmedes Landsforbund",
+    "Astma- og Allergiforbundet",
 ]
 PLACES = [
-    "Oslo", "Bergen", "Trondheim", "Stavanger", "Tromsø", "Bodø", "Kristiansand", "Drammen", "Ålesund", "Hamar",
-    "Lillehammer", "Molde", "Alta", "Fredrikstad", "Haugesund", "Gjøvik", "Harstad", "Narvik", "Arendal", "Skien",
+    "Oslo",
+    "Bergen",
+    "Trondheim",
+    "Stavanger",
+    "Tromsø",
+    "Bodø",
+    "Kristiansand",
+    "Drammen",
+    "Ålesund",
+    "Hamar",
+    "Lillehammer",
+    "Molde",
+    "Alta",
+    "Fredrikstad",
+    "Haugesund",
+    "Gjøvik",
+    "Harstad",
+    "Narvik",
+    "Arendal",
+    "Skien",
 ]
 ROLES = ["Koordinator", "Frivillighetskoordinator", "IT-ansvarlig", "Daglig leder", "Fagansvarlig", "Rådgiver"]
 SOLUTIONS = ["Excel og e-post", "Papirskjemaer", "Et eget system", "Ingenting ennå", "Google Sheets", None]
@@ -83,7 +155,11 @@ NEXT_STEP_TEXT = {
     LeadStatus.QUALIFIED: "Avtal demo",
     LeadStatus.DEMO_SCHEDULED: "Følg opp etter demoen",
 }
-DEMO_COLLEAGUES = [("Kari Salg", "kari.salg"), ("Ola Oppfølging", "ola.oppfolging"), ("Ingrid Innsalg", "ingrid.innsalg")]
+DEMO_COLLEAGUES = [
+    ("Kari Salg", "kari.salg"),
+    ("Ola Oppfølging", "ola.oppfolging"),
+    ("Ingrid Innsalg", "ingrid.innsalg"),
+]
 BATCH_SIZE = 2000
 ASCII_LETTERS = str.maketrans({"æ": "ae", "ø": "o", "å": "a", " ": "-"})
 
@@ -99,7 +175,13 @@ def _stage_duration(status: LeadStatus, rng: random.Random) -> timedelta:
 def _journey(created_at, now, rng: random.Random) -> list[tuple[LeadStatus, LeadStatus, object]]:
     """The moves a lead made: forward, sometimes skipping a stage, possibly lost; none in the future."""
     moves, status, at = [], LeadStatus.NEW, created_at
-    order = [LeadStatus.NEW, LeadStatus.CONTACTED, LeadStatus.QUALIFIED, LeadStatus.DEMO_SCHEDULED, LeadStatus.CONVERTED]
+    order = [
+        LeadStatus.NEW,
+        LeadStatus.CONTACTED,
+        LeadStatus.QUALIFIED,
+        LeadStatus.DEMO_SCHEDULED,
+        LeadStatus.CONVERTED,
+    ]
     while status in ADVANCE_CHANCE:
         at = at + _stage_duration(status, rng)
         if at >= now:
@@ -193,8 +275,9 @@ def demo_owners() -> list[User]:
     for name, local in DEMO_COLLEAGUES:
         email = f"{local}@demo.meander.no"
         if db.session.execute(sa.select(User.id).where(User.email == email)).first() is None:
-            # An unusable hash: nobody can sign in as a demo colleague.
-            db.session.add(User(email=email, name=name, password_hash="!demo", is_active=True, notify_new_leads=False))
+            # Not an argon2 hash, so no password matches it: nobody can sign in as a demo colleague.
+            unusable = "!" + secrets.token_hex(16)
+            db.session.add(User(email=email, name=name, password_hash=unusable, is_active=True, notify_new_leads=False))
     db.session.commit()
     return list(db.session.execute(sa.select(User).where(User.is_active).order_by(User.name)).scalars())
 

@@ -12,10 +12,10 @@ from datetime import date, datetime
 import sqlalchemy as sa
 
 from . import business_days, leads
-from .next_steps import NextStep
 from .extensions import db
 from .leads import LeadValidationError
 from .models import Lead, LeadEvent, LeadNote, LeadStatusChange, User, utcnow
+from .next_steps import NextStep
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,13 @@ def set_next_step(lead_id: uuid.UUID, step: NextStep, by: User) -> Lead:
     now = utcnow()
     lead.next_step, lead.next_step_due_at = step.text, step.due_at
     lead.updated_at = now
-    _record(lead_id, "next_step_set", by, f"Neste steg: {step.text} (frist {business_days.to_oslo(step.due_at):%d.%m.%Y})", now)
+    _record(
+        lead_id,
+        "next_step_set",
+        by,
+        f"Neste steg: {step.text} (frist {business_days.to_oslo(step.due_at):%d.%m.%Y})",
+        now,
+    )
     db.session.commit()
     log.info("next step set", extra={"event": "next_step_set", "lead_id": str(lead_id)})
     return lead
@@ -110,7 +116,9 @@ def validate_note(raw: object) -> str:
     if problem := leads.forbidden_character_message("notes", body):
         raise LeadValidationError({"body": problem})
     if len(body) > MAX_NOTE_LENGTH:
-        raise LeadValidationError({"body": f"Notatet kan være høyst {MAX_NOTE_LENGTH} tegn. Du har skrevet {len(body)}."})
+        raise LeadValidationError(
+            {"body": f"Notatet kan være høyst {MAX_NOTE_LENGTH} tegn. Du har skrevet {len(body)}."}
+        )
     return body
 
 
@@ -141,9 +149,14 @@ def timeline(lead_id: uuid.UUID) -> list[TimelineEntry]:
         for note in db.session.execute(sa.select(LeadNote).where(LeadNote.lead_id == lead_id)).scalars()
     ]
     for change in db.session.execute(sa.select(LeadStatusChange).where(LeadStatusChange.lead_id == lead_id)).scalars():
-        text = f"Flyttet fra «{leads.parse_status(change.from_status).label}» til «{leads.parse_status(change.to_status).label}»"
+        origin, target = leads.parse_status(change.from_status), leads.parse_status(change.to_status)
+        text = f"Flyttet fra «{origin.label}» til «{target.label}»"
         detail = " – ".join(filter(None, [LOST_REASONS.get(change.reason or ""), change.note]))
-        entries.append(TimelineEntry(at=change.changed_at, kind="status", who=change.changed_by_name, text=text, detail=detail or None))
+        entries.append(
+            TimelineEntry(
+                at=change.changed_at, kind="status", who=change.changed_by_name, text=text, detail=detail or None
+            )
+        )
     for event in db.session.execute(sa.select(LeadEvent).where(LeadEvent.lead_id == lead_id)).scalars():
         entries.append(TimelineEntry(at=event.at, kind="event", who=event.actor_name, text=event.detail or event.kind))
     entries.sort(key=lambda entry: entry.at, reverse=True)

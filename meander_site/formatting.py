@@ -65,13 +65,6 @@ def due_label(value: datetime, now: datetime | None = None) -> str:
     return label if day.year == today.year else f"{label} {day.year}"
 
 
-def html_datetime(value: datetime | None) -> str:
-    """A valid HTML date-time string: seconds, UTC, Z (HTML allows no microseconds)."""
-    if value is None:
-        return ""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def oslo_date_value(value: datetime | None) -> str:
     """The value of an <input type="date"> for an instant: its Oslo calendar day."""
     return value.astimezone(OSLO).date().isoformat() if value else ""
@@ -79,7 +72,6 @@ def oslo_date_value(value: datetime | None) -> str:
 
 def register(app: Flask) -> None:
     app.add_template_filter(due_label)
-    app.add_template_filter(html_datetime)
     app.add_template_filter(oslo_date_value)
     app.add_template_filter(local_datetime)
     app.add_template_filter(html_datetime)

@@ -54,9 +54,7 @@ def add_new_booking_notice(booking_id: uuid.UUID, lead_id: uuid.UUID, now: datet
 
 def notified_staff() -> list[User]:
     return list(
-        db.session.execute(
-            sa.select(User).where(User.is_active, User.notify_new_leads).order_by(User.name)
-        ).scalars()
+        db.session.execute(sa.select(User).where(User.is_active, User.notify_new_leads).order_by(User.name)).scalars()
     )
 
 
@@ -75,10 +73,16 @@ class BookingNotice:
 def build_new_leads(messages: list[OutboxMessage]) -> Message | None:
     recipients = [user.email for user in notified_staff()]
     booking_ids = [message.booking_id for message in messages if message.booking_id]
-    rows = db.session.execute(
-        sa.select(Booking, Lead).join(Lead, Booking.lead_id == Lead.id).where(Booking.id.in_(booking_ids))
-        .order_by(Booking.created_at)
-    ).all() if booking_ids else []
+    rows = (
+        db.session.execute(
+            sa.select(Booking, Lead)
+            .join(Lead, Booking.lead_id == Lead.id)
+            .where(Booking.id.in_(booking_ids))
+            .order_by(Booking.created_at)
+        ).all()
+        if booking_ids
+        else []
+    )
     if not recipients or not rows:
         return None  # nobody wants it, or every lead it was about has been erased
     first_booking_ids = _first_booking_ids([lead.id for _, lead in rows])

@@ -174,9 +174,7 @@ def _claim(message_id: uuid.UUID) -> list[OutboxMessage]:
     """Take the row (and, for a batched kind, its unsent siblings for the same recipient) with a lease."""
     now = utcnow()
     table = OutboxMessage.__table__
-    row = db.session.execute(
-        sa.select(table.c.kind, table.c.recipient).where(table.c.id == message_id)
-    ).first()
+    row = db.session.execute(sa.select(table.c.kind, table.c.recipient).where(table.c.id == message_id)).first()
     if row is None or row.kind not in KINDS:
         db.session.rollback()
         return []
@@ -325,12 +323,16 @@ def sweep_due(limit: int = SWEEP_BATCH_SIZE) -> int:
     """Re-enqueue unsent mail whose time has come. Concurrent sweeps enqueue each one once: each row is
     taken by a compare-and-set on due_at."""
     now = utcnow()
-    due_ids = db.session.execute(
-        sa.select(OutboxMessage.id)
-        .where(OutboxMessage.sent_at.is_(None), OutboxMessage.closed_at.is_(None), OutboxMessage.due_at <= now)
-        .order_by(OutboxMessage.due_at)
-        .limit(limit)
-    ).scalars().all()
+    due_ids = (
+        db.session.execute(
+            sa.select(OutboxMessage.id)
+            .where(OutboxMessage.sent_at.is_(None), OutboxMessage.closed_at.is_(None), OutboxMessage.due_at <= now)
+            .order_by(OutboxMessage.due_at)
+            .limit(limit)
+        )
+        .scalars()
+        .all()
+    )
     db.session.rollback()
     return sum(_take_and_enqueue(message_id, due_before=now, trigger="sweep") for message_id in due_ids)
 
@@ -338,9 +340,13 @@ def sweep_due(limit: int = SWEEP_BATCH_SIZE) -> int:
 def retry_pending() -> int:
     """Re-enqueue every unsent mail now (the CLI's `mail retry-pending`)."""
     far_future = utcnow() + timedelta(days=36500)
-    pending_ids = db.session.execute(
-        sa.select(OutboxMessage.id).where(OutboxMessage.sent_at.is_(None), OutboxMessage.closed_at.is_(None))
-    ).scalars().all()
+    pending_ids = (
+        db.session.execute(
+            sa.select(OutboxMessage.id).where(OutboxMessage.sent_at.is_(None), OutboxMessage.closed_at.is_(None))
+        )
+        .scalars()
+        .all()
+    )
     db.session.rollback()
     return sum(
         _take_and_enqueue(message_id, due_before=far_future, trigger="retry_pending") for message_id in pending_ids
@@ -386,7 +392,7 @@ def _take_and_enqueue(message_id: uuid.UUID, due_before: datetime, trigger: str)
 
 
 def state(message: OutboxMessage | None) -> str:
-    """"sent", "pending", "failing", "closed" (never to be sent) or "none" (there is no such mail)."""
+    """ "sent", "pending", "failing", "closed" (never to be sent) or "none" (there is no such mail)."""
     if message is None:
         return "none"
     if message.sent_at is not None:
