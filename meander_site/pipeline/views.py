@@ -7,7 +7,7 @@ from .. import confirmations, follow_up, formatting, leads, sales
 from ..csv_export import csv_response
 from ..extensions import login_manager
 from ..htmx import is_htmx_request, redirect_after_post
-from ..models import LeadSource, LeadStatus, OrganizationSize, utcnow
+from ..models import LeadSource, OrganizationSize, utcnow
 from . import bp
 from .forms import LeadEditForm, NewLeadForm
 
