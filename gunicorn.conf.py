@@ -3,11 +3,16 @@
 PORT                 port to listen on, all interfaces (default 8000)
 WEB_CONCURRENCY      worker processes (default 2 × CPU cores + 1, at most 8)
 GUNICORN_THREADS     threads per worker (default 4; more than 1 selects the gthread worker)
-GUNICORN_ACCESS_LOG  1: write an access log to stdout (default off: it holds client addresses)
+GUNICORN_ACCESS_LOG  1: write an access log to stdout (default off: it holds client addresses; the
+                     error log never does)
 LOG_FORMAT           json: gunicorn's own lines as JSON too, like the app's
 """
 
 import os
+
+from gunicorn.glogging import Logger
+
+from meander_site.logging_setup import WithoutClientAddresses
 
 
 def _int_env(name: str, default: int) -> int:
@@ -48,6 +53,18 @@ secure_scheme_headers = {}
 # No control socket: its default path is shared by every gunicorn of this user on the machine, and the
 # process manager (systemd, the platform) starts and stops us, not gunicornc.
 control_socket_disable = True
+
+
+class PrivateLogger(Logger):
+    """gunicorn's logger, minus the client's address in its error lines ("Invalid request from ip=…")."""
+
+    def setup(self, cfg):
+        super().setup(cfg)  # runs again on reload, after any logconfig_dict: add the filter once, last
+        if not any(isinstance(existing, WithoutClientAddresses) for existing in self.error_log.filters):
+            self.error_log.addFilter(WithoutClientAddresses())
+
+
+logger_class = PrivateLogger
 
 _access_log_wanted = os.environ.get("GUNICORN_ACCESS_LOG", "").strip().lower() in {"1", "true", "yes", "on"}
 errorlog = "-"

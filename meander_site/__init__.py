@@ -4,7 +4,7 @@ import sqlalchemy as sa
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import formatting, logging_setup, security, static_assets
+from . import formatting, hosts, logging_setup, security, static_assets
 from .config import INSTANCE_DIR, PROJECT_ROOT, Config, refuse_unsafe_production
 from .extensions import csrf, db, limiter, login_manager, mail, migrate
 
@@ -22,6 +22,7 @@ def create_app(config: dict | None = None) -> Flask:
 
     configure_logging(app)
     trust_proxies(app)
+    hosts.register(app)
     register_extensions(app)
     register_blueprints(app)
     register_error_handlers(app)

@@ -24,6 +24,12 @@ def env_int(name: str, default: int) -> int:
     return int(value) if value else default
 
 
+def env_list(name: str, default: str) -> list[str]:
+    """A comma-separated list; an empty value means an empty list."""
+    value = os.environ.get(name)
+    return [item.strip() for item in (default if value is None else value).split(",") if item.strip()]
+
+
 def normalize_database_url(url: str) -> str:
     """Let operators paste a plain postgres URL; SQLAlchemy needs the psycopg (v3) driver named."""
     for prefix in ("postgres://", "postgresql://"):
@@ -47,6 +53,11 @@ class Config:
         self.REDIS_URL = os.environ.get("REDIS_URL") or default_redis_url()
         self.SITE_URL = (os.environ.get("SITE_URL") or "http://127.0.0.1:{}".format(env_int("PORT", 5000))).rstrip("/")
         self.TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+        # Host names served besides SITE_URL's (hosts.py): what health probes and the local machine send.
+        self.EXTRA_TRUSTED_HOSTS = env_list("EXTRA_TRUSTED_HOSTS", "localhost,127.0.0.1")
+        # Every form fits in a few KB (the longest booking, percent-encoded, stays under 48 KB): anything
+        # bigger is refused with a 413 before it is read.
+        self.MAX_CONTENT_LENGTH = env_int("MAX_CONTENT_LENGTH", 64 * 1024)
         # "json": one JSON object per line on stderr, for a log pipeline; anything else: readable lines.
         self.LOG_FORMAT = (os.environ.get("LOG_FORMAT") or "text").strip().lower()
         self.LOG_LEVEL = (os.environ.get("LOG_LEVEL") or "INFO").strip().upper()
@@ -117,10 +128,12 @@ def redis_url_for_limits(redis_url: str) -> str:
 
 
 def engine_options(database_url: str) -> dict:
+    # A failed statement's parameters are names, emails and phones: SQLAlchemy must not quote them in errors.
     if database_url.startswith("sqlite"):
         # Threads of one process share the file; WAL and busy_timeout are set on connect (see tune_sqlite).
-        return {"connect_args": {"timeout": 15}}
+        return {"connect_args": {"timeout": 15}, "hide_parameters": True}
     return {
+        "hide_parameters": True,
         "pool_pre_ping": True,  # a restarted PostgreSQL must not hand out dead pooled connections
         "pool_recycle": 1800,
         "connect_args": {"connect_timeout": 5},

@@ -7,6 +7,7 @@ a retry, or a worker killed mid-send never sends an accepted mail twice.
 
 import functools
 import logging
+import re
 import uuid
 from datetime import timedelta
 
@@ -26,6 +27,14 @@ log = logging.getLogger(__name__)
 
 MAX_SWEEP_BACKOFF = timedelta(hours=1)
 SWEEP_BATCH_SIZE = 500
+
+# The form must not be a way to flood someone's inbox: past this, bookings are kept but mail no one.
+MAX_CONFIRMATIONS_PER_RECIPIENT = 3
+RECIPIENT_CAP_WINDOW = timedelta(hours=24)
+# Stored as the booking's confirmation_last_error and shown to staff as is.
+CAPPED = "Ikke sendt: for mange bekreftelser til denne adressen siste døgn"
+# What a mail client could turn into a link: a scheme, www., an address, a domain name.
+LINK_LIKE = re.compile(r"://|www\.|@|\w\.[a-z]{2,}", re.IGNORECASE)
 
 
 def send_lease() -> timedelta:
@@ -76,9 +85,40 @@ class ConfirmationNotSent(Exception):
     """What a failed send raises to RQ: SMTP errors can quote the recipient's address, this never does."""
 
 
+def may_send_to(recipient: str, now) -> bool:
+    """Whether one more confirmation may go to this address: mails due or sent for its recent bookings.
+
+    Call inside the booking's transaction after the lead upsert, whose lock queues bookings for one
+    address, so the count includes every booking committed before this one.
+    """
+    recent = db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(Booking)
+        .where(
+            Booking.email == recipient,
+            Booking.created_at > now - RECIPIENT_CAP_WINDOW,
+            sa.or_(Booking.confirmation_due_at.is_not(None), Booking.confirmation_sent_at.is_not(None)),
+        )
+    )
+    return recent < MAX_CONFIRMATIONS_PER_RECIPIENT
+
+
+def quotable(text: str | None) -> str | None:
+    """A stored name fit to greet someone with, or None: a mail from us never carries a link someone typed."""
+    if not text or LINK_LIKE.search(text):
+        return None
+    return text
+
+
 def build_confirmation(lead: Lead, booking: Booking) -> Message:
+    """The mail quotes none of the booking's text: whoever knows an address can book with it. The greeting
+    uses the lead's stored name and organization, which a stranger's rebooking does not overwrite."""
     confirm_url = f"{current_app.config['SITE_URL']}/confirm/{lead.masked_ref}"
-    context = {"lead": lead, "booking": booking, "confirm_url": confirm_url}
+    context = {
+        "first_name": quotable(lead.first_name),
+        "organization_name": quotable(lead.organization_name),
+        "confirm_url": confirm_url,
+    }
     return Message(
         subject="Vi har mottatt demoforespørselen din – Meander",
         recipients=[booking.email],
@@ -94,6 +134,8 @@ def _claim(booking_id: uuid.UUID) -> bool:
         .where(
             Booking.id == booking_id,
             Booking.confirmation_sent_at.is_(None),
+            # A booking whose mail was never due (staff-typed, or past the recipient cap) is never sent.
+            Booking.confirmation_due_at.is_not(None),
             sa.or_(Booking.confirmation_claimed_until.is_(None), Booking.confirmation_claimed_until < now),
         )
         .values(confirmation_claimed_until=now + send_lease(), confirmation_attempts=Booking.confirmation_attempts + 1)
@@ -114,10 +156,15 @@ def _record_sent(booking_id: uuid.UUID, lead_id: uuid.UUID) -> None:
             confirmation_last_error=None,
         )
     )
-    # The lead counts as confirmed once none of its bookings waits for a mail.
+    # The lead counts as confirmed once none of its bookings waits for a mail (one never due waits for none).
     other_unsent = (
         sa.select(Booking.id)
-        .where(Booking.lead_id == lead_id, Booking.id != booking_id, Booking.confirmation_sent_at.is_(None))
+        .where(
+            Booking.lead_id == lead_id,
+            Booking.id != booking_id,
+            Booking.confirmation_sent_at.is_(None),
+            Booking.confirmation_due_at.is_not(None),
+        )
         .exists()
     )
     db.session.execute(sa.update(Lead).where(Lead.id == lead_id, ~other_unsent).values(confirmation_sent_at=now))

@@ -4,9 +4,10 @@ import logging
 import math
 import time
 
-from flask import Flask, render_template, request
+from flask import Flask, current_app, render_template, request
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException
+from markupsafe import Markup
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from .extensions import limiter
 from .sales import LeadNotFound
@@ -14,18 +15,31 @@ from .sales import LeadNotFound
 log = logging.getLogger(__name__)
 
 RETYPE_NOTICE = "Skjemaet var utløpt. Vi har tatt vare på det du skrev – trykk «Send forespørsel» igjen."
+CONTACT_ADDRESS = "demo@meander.no"
 
 
 def _is_booking_post() -> bool:
     return request.method == "POST" and request.endpoint == "public.book_demo"
 
 
+def _body_within_limit() -> bool:
+    length = request.content_length
+    return length is not None and length <= current_app.config["MAX_CONTENT_LENGTH"]
+
+
 def _booking_form_again(notice: str, status: int):
+    """The form as they typed it; empty when the body is too big to read (a limit never reads it)."""
     # Imported here: the public blueprint imports this package's extensions.
     from .public.forms import DemoBookingForm
     from .public.views import render_booking_form
 
-    return render_booking_form(DemoBookingForm(), notice=notice, status=status)
+    form = None
+    if _body_within_limit():
+        try:
+            form = DemoBookingForm()
+        except HTTPException:  # a body that does not parse: start them on an empty form
+            form = None
+    return render_booking_form(form or DemoBookingForm(formdata=None), notice=notice, status=status)
 
 
 def seconds_until_retry() -> int:
@@ -33,6 +47,15 @@ def seconds_until_retry() -> int:
     if current is None:
         return 3600
     return max(1, math.ceil(current.reset_at - time.time()))
+
+
+def try_again_in(seconds: int) -> Markup:
+    """How long to wait, in whole minutes rounded up, and whom to write to instead."""
+    minutes = max(1, math.ceil(seconds / 60))
+    unit = "minutt" if minutes == 1 else "minutter"
+    return Markup(
+        'Prøv igjen om {} {}, eller send oss en e-post på <a href="mailto:{}">{}</a> hvis du ikke kan vente.'
+    ).format(minutes, unit, CONTACT_ADDRESS, CONTACT_ADDRESS)
 
 
 def register(app: Flask) -> None:
@@ -59,27 +82,39 @@ def register(app: Flask) -> None:
                 "limit": str(current.limit) if current else None,
             },
         )
+        retry_after = seconds_until_retry()
+        wait = try_again_in(retry_after)
         if _is_booking_post():
-            notice = (
-                "Du har sendt mange forespørsler på kort tid. Vi har tatt vare på det du skrev: "
-                "prøv igjen om litt, eller send oss en e-post på demo@meander.no."
-            )
+            notice = Markup("Du har sendt mange forespørsler på kort tid. Vi har tatt vare på det du skrev. ") + wait
             response = _booking_form_again(notice, 429)
         elif request.endpoint == "auth.login":
             from .auth.forms import LoginForm
             from .auth.views import render_login
 
+            # The login form was read by the CSRF check already (its size is capped), so the email stays.
             response = render_login(
-                LoginForm(),
-                error="For mange mislykkede innlogginger. Vent et kvarter og prøv igjen, "
-                "eller kontakt en administrator.",
-                status=429,
+                LoginForm(), error=Markup("For mange innloggingsforsøk på kort tid. ") + wait, status=429
             )
         else:
-            response = render_template("errors/error.html", title="For mange forespørsler",
-                                       message="Vent litt og prøv igjen."), 429
+            response = render_template("errors/error.html", title="For mange forespørsler", message=wait), 429
         response = app.make_response(response)
-        response.headers["Retry-After"] = str(seconds_until_retry())
+        response.headers["Retry-After"] = str(retry_after)
+        return response
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(error):
+        # The body is never read: nothing of it can be shown again.
+        return render_template(
+            "errors/error.html",
+            title="Det du sendte er for stort",
+            message="Skjemaet tar ikke imot så mye tekst. Gå tilbake, gjør teksten kortere og send på nytt.",
+        ), 413
+
+    @app.after_request
+    def _error_pages_are_never_stored(response):
+        # A 401, 422 or 429 page shows what someone typed: no cache or back-button store may keep it.
+        if response.status_code >= 400:
+            response.headers.setdefault("Cache-Control", "no-store")
         return response
 
     @app.errorhandler(LeadNotFound)

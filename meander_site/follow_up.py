@@ -11,10 +11,10 @@ from datetime import date, datetime
 
 import sqlalchemy as sa
 
-from . import business_days, leads
+from . import business_days, formatting, leads
 from .extensions import db
 from .leads import LeadValidationError
-from .models import Lead, LeadEvent, LeadNote, LeadStatusChange, User, utcnow
+from .models import Booking, Lead, LeadEvent, LeadNote, LeadStatusChange, User, utcnow
 from .next_steps import NextStep
 
 log = logging.getLogger(__name__)
@@ -159,5 +159,13 @@ def timeline(lead_id: uuid.UUID) -> list[TimelineEntry]:
         )
     for event in db.session.execute(sa.select(LeadEvent).where(LeadEvent.lead_id == lead_id)).scalars():
         entries.append(TimelineEntry(at=event.at, kind="event", who=event.actor_name, text=event.detail or event.kind))
+    applied = db.session.execute(
+        sa.select(Booking).where(Booking.lead_id == lead_id, Booking.details_applied_at.is_not(None))
+    ).scalars()
+    for booking in applied:
+        text = f"Tok i bruk opplysningene fra bookingen {formatting.local_datetime(booking.created_at)}"
+        entries.append(
+            TimelineEntry(at=booking.details_applied_at, kind="event", who=booking.details_applied_by_name, text=text)
+        )
     entries.sort(key=lambda entry: entry.at, reverse=True)
     return entries

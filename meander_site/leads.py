@@ -15,7 +15,7 @@ from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from sqlalchemy.dialects import postgresql, sqlite
 
-from . import next_steps, notifications, outbox
+from . import confirmations, next_steps, notifications, outbox
 from .extensions import db
 from .models import (
     CONTACT_FIELDS,
@@ -59,6 +59,8 @@ MAX_LENGTHS = {
 }
 MULTILINE_FIELDS = {"notes", "current_solution", "preferred_demo_timing"}
 ALLOWED_MULTILINE_CONTROLS = {"\n", "\r", "\t"}
+# U+2028 and U+2029 (line and paragraph separator) break lines too, in mail headers and in JavaScript.
+LINE_BREAKS = {"\r", "\n", "\u2028", "\u2029"}
 
 REQUIRED_MESSAGES = {
     "first_name": "Skriv inn fornavnet ditt.",
@@ -108,14 +110,34 @@ class BookingResult:
     booking_id: uuid.UUID
     masked_ref: str
     booking_count: int
+    mail_due: bool = False
 
     @property
     def is_rebooking(self) -> bool:
         return self.booking_count > 1
 
 
+def _canonical_address(email: str) -> str:
+    """email-validator's normalized form (domain through NFKC and IDNA, as Unicode), local part lower-cased.
+
+    The domain stays in Unicode (`bær.no`, not `xn--br-1ia.no`): it is what staff recognise on the lead
+    page and search for; the mailer encodes it for DNS when it sends. Raises EmailNotValidError.
+    """
+    normalized = validate_email(email, check_deliverability=False, allow_smtputf8=False).normalized
+    local_part, _, domain = normalized.rpartition("@")
+    return f"{local_part.lower()}@{domain}"
+
+
 def normalize_email(email: str) -> str:
-    return email.strip().lower()
+    """One mailbox, one spelling: `kari@ＬＨＬ.no`, `Kari@lhl.no` and `kari@lhl.no` are the same lead.
+
+    Anything that is no valid address (a login attempt, say) is only trimmed and lower-cased.
+    """
+    address = email.strip()
+    try:
+        return _canonical_address(address)
+    except EmailNotValidError:
+        return address.lower()
 
 
 def normalize_phone(raw: str) -> str:
@@ -134,11 +156,11 @@ def has_control_characters(value: str) -> bool:
 
 
 def forbidden_character_message(field: str, value: str) -> str | None:
-    allowed = ALLOWED_MULTILINE_CONTROLS if field in MULTILINE_FIELDS else set()
+    allowed = ALLOWED_MULTILINE_CONTROLS | LINE_BREAKS if field in MULTILINE_FIELDS else set()
     for character in value:
         if character in allowed:
             continue
-        if character in "\r\n":
+        if character in LINE_BREAKS:
             return "Feltet kan bare ha én linje. Fjern linjeskiftet."
         if unicodedata.category(character) in ("Cc", "Cs"):
             return "Feltet inneholder et usynlig kontrolltegn. Skriv teksten inn på nytt."
@@ -156,7 +178,7 @@ def _email_problem(email: str) -> str | None:
         )
     try:
         # DNS is not asked: a prospect's typo should not wait on a lookup, and the mail tells us anyway.
-        validate_email(email, check_deliverability=False, allow_smtputf8=False)
+        _canonical_address(email)
     except EmailNotValidError:
         return "Skriv inn en gyldig e-postadresse, for eksempel navn@organisasjon.no."
     return None
@@ -216,8 +238,13 @@ def validate_contact_details(raw: Mapping[str, object], for_staff: bool = False)
 
 
 @functools.cache
-def _upsert_statement(dialect: str):
+def _upsert_statement(dialect: str, by_staff: bool = False):
     """INSERT … ON CONFLICT (email) DO UPDATE: one atomic statement, so concurrent bookings never race.
+
+    A public rebooking overwrites the lead's details only while the lead is new and untouched by staff;
+    otherwise the lead keeps them and points at the booking (:booking_id) whose details differ, for staff
+    to decide. Staff typing a lead in always write their details. Every CASE reads the row as it stood
+    under the conflict's row lock, so the choice is made inside the same statement.
 
     Built once per dialect and executed with the booking's values as parameters: constructing it per
     request cost more CPU than running it.
@@ -225,10 +252,26 @@ def _upsert_statement(dialect: str):
     insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
     leads = Lead.__table__.c
     statement = insert(Lead)
-    on_rebooking = {field: statement.excluded[field] for field in CONTACT_FIELDS}
+    excluded = statement.excluded
+    if by_staff:
+        on_rebooking = {field: excluded[field] for field in CONTACT_FIELDS}
+        on_rebooking.update(
+            ip_address=excluded.ip_address, staff_edited_at=excluded.staff_edited_at, newer_details_booking_id=None
+        )
+    else:
+        may_overwrite = sa.and_(leads.status == LeadStatus.NEW.value, leads.staff_edited_at.is_(None))
+        on_rebooking = {
+            field: sa.case((may_overwrite, excluded[field]), else_=leads[field])
+            for field in (*CONTACT_FIELDS, "ip_address")
+        }
+        details_differ = sa.or_(*(leads[field].is_distinct_from(excluded[field]) for field in CONTACT_FIELDS))
+        on_rebooking["newer_details_booking_id"] = sa.case(
+            (may_overwrite, sa.null()),
+            (details_differ, sa.bindparam("booking_id", type_=sa.Uuid)),
+            else_=sa.null(),
+        )
     on_rebooking.update(
-        ip_address=statement.excluded.ip_address,
-        updated_at=statement.excluded.updated_at,
+        updated_at=excluded.updated_at,
         booking_count=leads.booking_count + 1,
         # The new booking's confirmation has not gone out yet.
         confirmation_sent_at=None,
@@ -243,19 +286,21 @@ def book_demo(
     ip_address: str | None,
     source: LeadSource = LeadSource.WEBSITE,
     with_confirmation: bool = True,
-    notify_team: bool = True,
+    by_staff: bool = False,
 ) -> BookingResult:
-    """Create the lead, or update the one with this email and count the booking; keep the submission.
+    """Create the lead, or count the booking on the one with this email; keep the submission.
 
-    Commits. Status, masked_ref and created_at of an existing lead are never touched here. Without a
-    confirmation (a lead staff typed in), the booking's mail is never due, so no sweep sends it.
+    Commits. Status, masked_ref and created_at of an existing lead are never touched here, nor its details
+    once it has left `new` or staff have touched it (see _upsert_statement). Without a confirmation (a lead
+    staff typed in), or past the per-recipient cap, the booking's mail is never due, so no job or sweep
+    sends it.
     """
     sweep_grace = timedelta(seconds=current_app.config["CONFIRMATION_SWEEP_GRACE_SECONDS"])
     contact = details.as_dict()
     now = utcnow()
     booking_id = uuid.uuid4()
     try:
-        upsert = _upsert_statement(db.session.get_bind().dialect.name)
+        upsert = _upsert_statement(db.session.get_bind().dialect.name, by_staff)
         lead_id, masked_ref, booking_count = db.session.execute(
             upsert,
             {
@@ -271,9 +316,15 @@ def book_demo(
                 # A new lead's first step: the confirmation promises a call within one business day.
                 "next_step": next_steps.FIRST_CONTACT,
                 "next_step_due_at": next_steps.first_step(now).due_at,
+                "staff_edited_at": now if by_staff else None,
+                "newer_details_booking_id": None,
+                "booking_id": booking_id,
                 **contact,
             },
         ).one()
+        # After the upsert: its row lock (SQLite: the write lock) queues other bookings for this address,
+        # so this count sees every one committed before, and a burst cannot slip past the cap.
+        mail_due = with_confirmation and confirmations.may_send_to(details.email, now)
         db.session.execute(
             sa.insert(Booking),
             {
@@ -282,20 +333,24 @@ def book_demo(
                 "ip_address": ip_address,
                 "created_at": now,
                 # The request enqueues the mail right away; the sweep steps in only if that did not happen.
-                "confirmation_due_at": now + sweep_grace if with_confirmation else None,
+                "confirmation_due_at": now + sweep_grace if mail_due else None,
                 "confirmation_attempts": 0,
+                "confirmation_last_error": confirmations.CAPPED if with_confirmation and not mail_due else None,
                 **contact,
             },
         )
-        if notify_team:
+        if not by_staff:
+            # The team hears of every booking from the website; whoever typed a lead in knows already.
             notice = notifications.add_new_booking_notice(booking_id, lead_id, now=now)
         db.session.commit()
     except Exception:
         db.session.rollback()
         raise
-    if notify_team:
+    if not by_staff:
         outbox.dispatch(notice)
-    result = BookingResult(lead_id=lead_id, booking_id=booking_id, masked_ref=masked_ref, booking_count=booking_count)
+    result = BookingResult(
+        lead_id=lead_id, booking_id=booking_id, masked_ref=masked_ref, booking_count=booking_count, mail_due=mail_due
+    )
     log.info(
         "demo rebooked" if result.is_rebooking else "demo booked",
         extra={
@@ -304,6 +359,7 @@ def book_demo(
             "booking_id": str(booking_id),
             "booking_count": booking_count,
             "source": source.value,
+            "mail_due": mail_due,
         },
     )
     return result

@@ -5,8 +5,10 @@ so both formats show them and a log pipeline can filter on them. Ids only: no em
 IP addresses in the logs.
 """
 
+import ipaddress
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 
@@ -17,6 +19,53 @@ _RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None
 QUIETER_LOGGERS = {"flask-limiter": logging.WARNING}
 # Marks the handler we installed, so configuring twice (several apps in one process) replaces its format.
 _OUR_HANDLER = "_meander_handler"
+
+
+# PostgreSQL quotes the offending row in an error's DETAIL ("Key (email)=(kari@…) already exists"), and
+# SQLAlchemy repeats the driver's text in every exception that wraps it: the constraint's name is enough.
+_DATABASE_DETAIL = re.compile(r"DETAIL:[^\n]*")
+HIDDEN_DETAIL = "DETAIL: (hidden: it can quote personal data)"
+# Candidates only (dotted quads, anything with two colons): ipaddress decides, so 03:06:19 stays a time.
+_ADDRESS_CANDIDATE = re.compile(
+    r"(?<![\w.:])(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]*:[0-9A-Fa-f]*:[0-9A-Fa-f:.%]*)(?![\w.:])"
+)
+HIDDEN_ADDRESS = "[address]"
+_INVALID_REQUEST = "Invalid request from ip="
+
+
+def without_database_details(text: str) -> str:
+    return _DATABASE_DETAIL.sub(HIDDEN_DETAIL, text) if "DETAIL:" in text else text
+
+
+def _hide_address(match: re.Match) -> str:
+    try:
+        ipaddress.ip_address(match.group(0).partition("%")[0])
+    except ValueError:
+        return match.group(0)
+    return HIDDEN_ADDRESS
+
+
+def without_client_addresses(message: str) -> str:
+    """gunicorn's error line minus the peer's address (and minus what the peer sent, which can be anything)."""
+    if message.startswith(_INVALID_REQUEST):
+        # "Invalid request from ip=<peer>: Invalid HTTP request line: '<what was sent>'"; an IPv6 peer has
+        # colons, but never a colon followed by a space.
+        error = message[len(_INVALID_REQUEST):].partition(": ")[2]
+        return "Invalid request: " + re.split("['\"]", error, maxsplit=1)[0].rstrip(": ")
+    if message.startswith("Listening at:"):
+        return message  # our own bind address, not a client's
+    return _ADDRESS_CANDIDATE.sub(_hide_address, message)
+
+
+class WithoutClientAddresses(logging.Filter):
+    """For gunicorn's error logger (see gunicorn.conf.py): its lines carry no client address."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        private = without_client_addresses(message)
+        if private != message:
+            record.msg, record.args = private, ()
+        return True
 
 
 def extra_fields(record: logging.LogRecord) -> dict:
@@ -35,12 +84,12 @@ class JsonFormatter(logging.Formatter):
             "timestamp": iso_utc(record.created),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": without_database_details(record.getMessage()),
         }
         for key, value in extra_fields(record).items():
             entry.setdefault(key, value)
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            entry["exception"] = without_database_details(self.formatException(record.exc_info))
         if record.stack_info:
             entry["stack"] = self.formatStack(record.stack_info)
         # default=str: ids are UUIDs, times are datetimes; json.dumps escapes newlines, so one line each.
@@ -57,6 +106,9 @@ class TextFormatter(logging.Formatter):
         line = super().formatMessage(record)
         fields = " ".join(f"{key}={value}" for key, value in extra_fields(record).items())
         return f"{line} {fields}" if fields else line
+
+    def format(self, record: logging.LogRecord) -> str:
+        return without_database_details(super().format(record))
 
 
 def formatter_for(log_format: str) -> logging.Formatter:

@@ -149,6 +149,10 @@ class Lead(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     booking_count: Mapped[int] = mapped_column(sa.Integer, default=1)
     status_changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Once staff have typed or edited a lead, a public rebooking no longer overwrites its details.
+    staff_edited_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The latest booking whose details differ from the lead's and were not applied: staff decide.
+    newer_details_booking_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)
     # Follow-up: who works the lead and what they do next. Final statuses have no next step.
     owner_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
     next_step: Mapped[str | None] = mapped_column(sa.String(200))
@@ -203,6 +207,7 @@ class Booking(db.Model):
     __table_args__ = (
         sa.Index("idx_booking_lead_id_created_at", "lead_id", "created_at"),
         sa.Index("idx_booking_confirmation_pending", "confirmation_due_at"),
+        sa.Index("idx_booking_email_created_at", "email", "created_at"),
         enum_check("organization_size", OrganizationSize, nullable=True),
     )
 
@@ -229,6 +234,9 @@ class Booking(db.Model):
     confirmation_claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     confirmation_attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
     confirmation_last_error: Mapped[str | None] = mapped_column(sa.String(500))
+    # Staff took this submission's details over onto the lead («Bruk disse opplysningene»).
+    details_applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    details_applied_by_name: Mapped[str | None] = mapped_column(sa.String(100))
 
     lead: Mapped[Lead] = relationship(back_populates="bookings")
 

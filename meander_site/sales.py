@@ -57,6 +57,7 @@ REASON_REQUIRED = frozenset({LeadStatus.LOST})
 
 # Staff type in leads from every channel but the website form, which only the public booking creates.
 STAFF_SOURCES = tuple(source for source in LeadSource if source != LeadSource.WEBSITE)
+EMAIL_TAKEN = "En annen lead har allerede denne e-postadressen. Søk den opp i stedet."
 
 
 class LeadNotFound(LookupError):
@@ -189,11 +190,15 @@ def overdue_count(board_filter: BoardFilter) -> int:
 @dataclass
 class Card:
     lead: Lead
-    mail_state: str  # "sent", "pending", "failing" or "none"
+    mail_state: str  # "sent", "pending", "failing", "capped" or "none"
     mail_error: str | None = None
     owner: User | None = None
-    has_newer_details: bool = False
     now: datetime = field(default_factory=utcnow)
+
+    @property
+    def has_newer_details(self) -> bool:
+        """A later booking brought details that differ from the lead's, and staff have not taken them yet."""
+        return self.lead.newer_details_booking_id is not None
 
     @property
     def allowed_moves(self) -> list[LeadStatus]:
@@ -307,12 +312,14 @@ def _cards_for(lead_ids: list[uuid.UUID]) -> dict[uuid.UUID, Card]:
             state = "failing"
         elif due:
             state = "pending"
+        elif error == confirmations.CAPPED:
+            state = "capped"
         else:
             state = "sent" if lead.confirmation_sent_at else "none"
         cards[lead.id] = Card(
             lead=lead,
             mail_state=state,
-            mail_error=error if state == "failing" else None,
+            mail_error=error if state in ("failing", "capped") else None,
             owner=owners.get(lead.owner_id),
         )
     return cards
@@ -345,12 +352,16 @@ def _card_sort_key(order: str):
 
 
 def parse_timestamp(value: str | None) -> datetime | None:
-    """An ISO timestamp from a URL; one without a zone is taken as UTC (what the board sends)."""
+    """An ISO timestamp from a URL, in UTC; one without a zone is taken as UTC (what the board sends).
+
+    None when it is not one, or lies beyond what a datetime holds once moved to UTC
+    (0001-01-01T00:00:00+14:00): an unreadable cursor or `since` is ignored, never an error.
+    """
     try:
         moment = datetime.fromisoformat(value or "")
-    except ValueError:
+        return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def parse_cursor(cursor: str | None) -> tuple[datetime | None, uuid.UUID] | None:
@@ -518,10 +529,13 @@ class BookingWithChanges:
 
 
 def booking_mail_state(booking: Booking) -> str:
-    """One booking's confirmation: "sent", "pending" (ordered, not sent yet) or "not_ordered"."""
+    """One booking's confirmation: "sent", "pending" (ordered, not sent yet), "capped" (never to be sent, with
+    the reason in confirmation_last_error, e.g. too many to one address) or "not_ordered"."""
     if booking.confirmation_sent_at is not None:
         return "sent"
-    return "pending" if booking.confirmation_due_at is not None else "not_ordered"
+    if booking.confirmation_due_at is not None:
+        return "pending"
+    return "capped" if booking.confirmation_last_error else "not_ordered"
 
 
 def booking_history(lead_id: uuid.UUID) -> list[BookingWithChanges]:
@@ -548,14 +562,71 @@ def update_contact(lead_id: uuid.UUID, raw: Mapping[str, object]) -> Lead:
     """Staff edit the contact fields; the same rules as the public form. Nothing else is editable here."""
     lead = get_lead(lead_id)
     details = leads.validate_contact_details(raw, for_staff=True)
-    taken = db.session.execute(
-        sa.select(Lead.id).where(Lead.email == details.email, Lead.id != lead_id)
-    ).first()
-    if taken:
-        raise LeadValidationError({"email": "En annen lead har allerede denne e-postadressen. Søk den opp i stedet."})
+    if _email_taken(details.email, lead_id):
+        raise LeadValidationError({"email": EMAIL_TAKEN})
     for name, value in details.as_dict().items():
         setattr(lead, name, value)
+    # From now on the lead's details are staff's: a public rebooking only offers its own.
+    lead.staff_edited_at = utcnow()
+    lead.newer_details_booking_id = None
+    try:
+        db.session.commit()
+    except sa.exc.IntegrityError:
+        # Another edit or booking took the address between our check and our commit: the unique index
+        # decided, and the salesperson gets the same answer as when the check catches it.
+        db.session.rollback()
+        if _email_taken(details.email, lead_id):
+            raise LeadValidationError({"email": EMAIL_TAKEN}) from None
+        raise
+    return lead
+
+
+def _email_taken(email: str, lead_id: uuid.UUID) -> bool:
+    return db.session.execute(sa.select(Lead.id).where(Lead.email == email, Lead.id != lead_id)).first() is not None
+
+
+def newer_details(lead: Lead) -> tuple[Booking, dict[str, tuple[str | None, str | None]]] | None:
+    """The booking waiting for staff's decision and how its details differ: field -> (lead's, booking's)."""
+    if lead.newer_details_booking_id is None:
+        return None
+    booking = db.session.get(Booking, lead.newer_details_booking_id)
+    if booking is None or booking.lead_id != lead.id:
+        return None
+    differences = {
+        name: (getattr(lead, name), getattr(booking, name))
+        for name in CONTACT_FIELDS
+        if getattr(lead, name) != getattr(booking, name)
+    }
+    return booking, differences
+
+
+def apply_booking_details(lead_id: uuid.UUID, booking_id: uuid.UUID, by: User) -> Lead:
+    """«Bruk disse opplysningene»: the booking's details become the lead's, recorded on the booking."""
+    lead = get_lead(lead_id)
+    booking = db.session.get(Booking, booking_id)
+    if booking is None or booking.lead_id != lead.id:
+        raise LeadNotFound(booking_id)
+    if booking.email != lead.email:
+        taken = db.session.execute(sa.select(Lead.id).where(Lead.email == booking.email, Lead.id != lead_id)).first()
+        if taken:
+            raise LeadValidationError(
+                {"email": "En annen lead har allerede e-postadressen fra denne bookingen. Søk den opp i stedet."}
+            )
+    now = utcnow()
+    for name in CONTACT_FIELDS:
+        setattr(lead, name, getattr(booking, name))
+    lead.staff_edited_at = now
+    if lead.newer_details_booking_id == booking.id:
+        lead.newer_details_booking_id = None
+    booking.details_applied_at = now
+    booking.details_applied_by_name = by.name
+    applied_by = str(by.id)
     db.session.commit()
+    log.info(
+        "booking details applied",
+        extra={"event": "booking_details_applied", "lead_id": str(lead_id), "booking_id": str(booking_id),
+               "user_id": applied_by},
+    )
     return lead
 
 
@@ -589,25 +660,47 @@ def validate_staff_lead(raw: Mapping[str, object]) -> tuple[ContactDetails, Lead
 def create_by_staff(details: ContactDetails, source: object, send_confirmation: bool) -> leads.BookingResult:
     """A lead from the phone, an event or a referral: the same upsert as the public form, no rate limit."""
     channel = staff_source(source)
-    # The person typing it in knows already: the team notice is for leads that come in on their own.
     result = leads.book_demo(
-        details, ip_address=None, source=channel, with_confirmation=send_confirmation, notify_team=False
+        details, ip_address=None, source=channel, with_confirmation=send_confirmation, by_staff=True
     )
-    if send_confirmation:
+    if result.mail_due:
         confirmations.dispatch_confirmation(result.booking_id)
     return result
 
 
-def erase(lead_id: uuid.UUID, by: User) -> None:
-    """GDPR erasure: the lead, its bookings and status history go; an audit entry without personal data stays."""
-    get_lead(lead_id)
+def erase(lead_id: uuid.UUID, by: User) -> set[uuid.UUID]:
+    """GDPR erasure: the lead, its bookings and status history go; an audit entry without personal data stays.
+
+    Returns the ids of the bookings erased. A booking racing the erasure is never lost with it: the first
+    statement writes the lead row, so its row lock (SQLite: the write lock) makes every booking for this
+    lead wait until the erasure commits, and that booking then makes a new lead. Without it, a booking
+    committed between our DELETEs would be removed by the lead's ON DELETE CASCADE.
+    """
+    now = utcnow()
+    locked = db.session.execute(
+        sa.update(Lead).where(Lead.id == lead_id).values(updated_at=now).execution_options(synchronize_session=False)
+    ).rowcount
+    if locked != 1:
+        db.session.rollback()
+        raise LeadNotFound(lead_id)
     db.session.execute(sa.delete(LeadStatusChange).where(LeadStatusChange.lead_id == lead_id))
-    db.session.execute(sa.delete(Booking).where(Booking.lead_id == lead_id))
+    erased = set(
+        db.session.execute(
+            sa.delete(Booking)
+            .where(Booking.lead_id == lead_id)
+            .returning(Booking.id)
+            .execution_options(synchronize_session=False)
+        ).scalars()
+    )
     db.session.execute(sa.delete(Lead).where(Lead.id == lead_id))
     erased_by = by.id
-    db.session.add(AuditEvent(action="lead_erased", subject_id=lead_id, actor_id=erased_by, at=utcnow()))
+    db.session.add(AuditEvent(action="lead_erased", subject_id=lead_id, actor_id=erased_by, at=now))
     db.session.commit()
-    log.info("lead erased", extra={"event": "lead_erased", "lead_id": str(lead_id), "user_id": str(erased_by)})
+    log.info(
+        "lead erased",
+        extra={"event": "lead_erased", "lead_id": str(lead_id), "user_id": str(erased_by), "bookings": len(erased)},
+    )
+    return erased
 
 
 def latest_booking(lead_id: uuid.UUID) -> Booking | None:

@@ -301,6 +301,8 @@ def test_routes_for_an_unknown_lead_answer_404_in_production(app, make_app, staf
         .status_code,
         "resend": client.post(f"/pipeline/leads/{missing}/resend", headers=headers).status_code,
         "delete": client.post(f"/pipeline/leads/{missing}/delete", headers=headers).status_code,
+        "apply": client.post(f"/pipeline/leads/{missing}/bookings/{uuid.uuid4()}/apply", headers=headers)
+        .status_code,
     }
 
     assert answers == dict.fromkeys(answers, 404)

@@ -1,5 +1,6 @@
 """rate_limit_per_ip: 5 booking POSTs per client IP in a rolling hour, on the shared Redis."""
 
+import re
 import time
 from html.parser import HTMLParser
 
@@ -11,6 +12,7 @@ import sqlalchemy as sa
 from conftest import VALID_BOOKING, book
 from limits.storage import RedisStorage
 from redis import Redis
+from test_request_limits import WatchedBody
 
 import meander_site.errors
 from meander_site.extensions import db, limiter
@@ -192,3 +194,57 @@ def test_window_rolls_with_the_clock_instead_of_resetting_on_the_hour(app, clien
 
     clock.set(111, base=hour)  # 01:51: the 00:50 posts have left the window
     assert book(client, **SIXTH).status_code == 303
+
+
+# --- what the 429 page tells the person waiting -----------------------------------------------------
+
+
+def wait_notice(html: str) -> str:
+    match = re.search(r"Prøv igjen om (\d+) (minutter|minutt)\b", html)
+    assert match, "the page says how long to wait"
+    return match.group(0)
+
+
+def test_the_429_page_says_how_many_minutes_to_wait_and_whom_to_write_to(app, client, clock):
+    start = clock.now
+    five_posts(client)
+
+    clock.set(48.5, base=start)  # the oldest post leaves the window in 11.5 minutes
+    refused = book(client, **SIXTH)
+
+    assert refused.status_code == 429
+    assert 689 <= int(refused.headers["Retry-After"]) <= 691
+    html = refused.get_data(as_text=True)
+    assert wait_notice(html) == "Prøv igjen om 12 minutter"
+    assert '<a href="mailto:demo@meander.no">demo@meander.no</a>' in html
+    assert typed_value(html, "organization_name") == "Sjette forsøk AS"
+    assert refused.headers["Cache-Control"] == "no-store"  # it shows what they typed
+
+    clock.set(59.5, base=start)
+    assert wait_notice(book(client, **SIXTH).get_data(as_text=True)) == "Prøv igjen om 1 minutt"
+
+
+def test_a_limited_booking_with_an_oversize_multipart_body_gets_429_without_the_body_being_read(app, client):
+    five_posts(client)
+    boundary = "grense"
+    body = (
+        f"--{boundary}\r\nContent-Disposition: form-data; name=\"notes\"\r\n\r\n".encode()
+        + b"x" * (5 * 1024 * 1024)
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    stream = WatchedBody(body)
+
+    response = client.post(
+        "/demo",
+        input_stream=stream,
+        content_type=f"multipart/form-data; boundary={boundary}",
+        content_length=len(body),
+    )
+
+    assert response.status_code == 429
+    assert not stream.was_read
+    html = response.get_data(as_text=True)
+    assert wait_notice(html)
+    assert "mailto:demo@meander.no" in html
+    assert 'name="first_name"' in html  # an empty form to start again on
+    assert lead_emails(app) == {VALID_BOOKING["email"]}

@@ -301,6 +301,9 @@ def test_database_refuses_a_value_outside_the_enum_even_with_raw_sql(app, client
         ("organization_name", "LHL\r\nX-Injected: 1"),
         ("role_title", "Koordinator\nBcc: x@y.no"),
         ("phone", "912 34 567\r\nBcc: x@y.no"),
+        ("first_name", "Kari\u2028Nordmann"),  # line separator
+        ("organization_name", "LHL\u2029Hjerneslag"),  # paragraph separator
+        ("email", "a@b.no\u2028Bcc: x@y.no"),
     ],
 )
 def test_line_break_inside_a_single_line_field_is_rejected(field, value):
@@ -319,11 +322,11 @@ def test_header_injection_attempt_through_the_form_stores_and_sends_nothing(app,
 
 
 def test_line_breaks_are_kept_in_notes(app, client):
-    response = book(client, notes="Første linje\r\nAndre linje\nTredje linje")
+    response = book(client, notes="Første linje\r\nAndre linje\nTredje linje\u2028Fjerde linje")
 
     assert response.status_code == 303
     notes = only_lead(app).notes
-    assert notes.splitlines() == ["Første linje", "Andre linje", "Tredje linje"]
+    assert notes.splitlines() == ["Første linje", "Andre linje", "Tredje linje", "Fjerde linje"]
 
 
 @pytest.mark.parametrize(

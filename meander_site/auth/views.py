@@ -2,6 +2,7 @@ from urllib.parse import urlsplit
 
 from flask import current_app, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
+from werkzeug.urls import iri_to_uri
 
 from .. import accounts
 from ..client_ip import client_ip
@@ -18,11 +19,6 @@ def login_rate_limit() -> str:
     return current_app.config["LOGIN_RATE_LIMIT"]
 
 
-def login_failed(response) -> bool:
-    # Only failures count: a salesperson who signs in many times a day is never locked out.
-    return response.status_code == 401
-
-
 def login_account_key() -> str:
     return "account:" + normalize_email(request.form.get("email", ""))
 
@@ -30,12 +26,16 @@ def login_account_key() -> str:
 def safe_next(target: str | None) -> str:
     """Only a path on this site: never another host, scheme, or a protocol-relative //host."""
     default = url_for("pipeline.board")
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    # Judged on the raw string, which is what would be sent: urlsplit quietly drops tabs and line breaks,
+    # and a line break in a Location header fails the response after the session has been created.
+    if not target or not target.isprintable():
+        return default
+    if not target.startswith("/") or target.startswith("//") or "\\" in target:
         return default
     parts = urlsplit(target)
     if parts.scheme or parts.netloc:
         return default
-    return target
+    return iri_to_uri(target)  # a header carries ASCII only
 
 
 def render_login(form: LoginForm, error: str | None = None, status: int = 200):
@@ -50,9 +50,14 @@ def login_form():
     return render_login(LoginForm())
 
 
+# Every attempt is counted (per address and per account) in one atomic step before the password is
+# checked, so a burst of any size gets at most LOGIN_RATE_LIMIT checks. Successful sign-ins count too:
+# the moving window cannot give one attempt back without reopening the race, and with 12-hour sessions
+# ten sign-ins per quarter hour is far more than anyone needs. These view limits run after the CSRF
+# check, which has already read the (size-capped) form the account key needs.
 @bp.post("/login")
-@limiter.limit(login_rate_limit, key_func=client_ip, methods=["POST"], deduct_when=login_failed)
-@limiter.limit(login_rate_limit, key_func=login_account_key, methods=["POST"], deduct_when=login_failed)
+@limiter.limit(login_rate_limit, key_func=client_ip, methods=["POST"])
+@limiter.limit(login_rate_limit, key_func=login_account_key, methods=["POST"])
 def login():
     form = LoginForm()
     user = accounts.authenticate(form.email.data or "", form.password.data or "")

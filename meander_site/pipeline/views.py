@@ -147,6 +147,7 @@ def render_lead_page(lead_id: uuid.UUID, form: LeadEditForm | None = None, error
         form=form,
         errors=errors or {},
         card=sales.get_card(lead_id),
+        newer=sales.newer_details(lead),
         bookings=sales.booking_history(lead_id),
         can_resend=sales.confirmation_to_resend(lead_id) is not None,
         lost_reasons=sales.LOST_REASONS,
@@ -168,6 +169,17 @@ def edit_lead(lead_id: uuid.UUID):
     except leads.LeadValidationError as error:
         return render_lead_page(lead_id, form=LeadEditForm(), errors=error.errors, status=422)
     flash("Endringene er lagret.")
+    return redirect_after_post(url_for("pipeline.lead_page", lead_id=lead_id))
+
+
+@bp.post("/leads/<uuid:lead_id>/bookings/<uuid:booking_id>/apply")
+def apply_booking_details(lead_id: uuid.UUID, booking_id: uuid.UUID):
+    try:
+        sales.apply_booking_details(lead_id, booking_id, by=current_user.user)
+    except leads.LeadValidationError as error:
+        flash(" ".join(error.errors.values()))
+    else:
+        flash("Opplysningene fra bookingen er tatt i bruk.")
     return redirect_after_post(url_for("pipeline.lead_page", lead_id=lead_id))
 
 

@@ -40,7 +40,11 @@ def book_demo():
     except leads.LeadValidationError as error:
         return render_booking_form(form, errors=error.errors, status=422)
     booking = leads.book_demo(details, ip_address=client_ip())
-    confirmations.dispatch_confirmation(booking.booking_id)
+    if booking.mail_due:
+        confirmations.dispatch_confirmation(booking.booking_id)
+    if booking.is_rebooking:
+        # Whoever knows an address can book with it: only its mailbox gets the link to what is stored.
+        return redirect_after_post(url_for("public.booking_received"))
     return redirect_after_post(url_for("public.confirmation", masked_ref=booking.masked_ref))
 
 
