@@ -57,7 +57,9 @@ def stored_counts(app) -> dict[str, int]:
 # --- forward moves ---------------------------------------------------------------------------------
 
 
-def test_a_forward_move_answers_200_with_the_card_out_of_band_in_its_new_column(app, staff_client, token):
+def test_a_forward_move_answers_200_with_the_card_for_its_new_column_and_the_proposed_next_step(
+    app, staff_client, token
+):
     lead = make_lead(app)
     make_lead(app, email="annen@eksempel.no")
 
@@ -65,12 +67,15 @@ def test_a_forward_move_answers_200_with_the_card_out_of_band_in_its_new_column(
 
     assert response.status_code == 200
     body = response.get_data(as_text=True)
-    assert message(response) == "«LHL Hjerneslag» er flyttet til «Kontaktet»."
-    assert f'<li id="card-{lead["id"]}" hx-swap-oob="delete"></li>' in body
-    moved = re.search(r'<ol hx-swap-oob="afterbegin:#cards-contacted">(.*?)</ol>', body, re.S)
-    assert moved and f'data-lead-id="{lead["id"]}"' in moved.group(1)
-    assert 'data-allowed="qualified demo_scheduled converted lost"' in moved.group(1)
-    assert '<span id="count-new" class="count" hx-swap-oob="true">' in body
+    # The proposal is said out loud, so the salesperson knows what the board will remind them of.
+    assert message(response).startswith(
+        "«LHL Hjerneslag» er flyttet til «Kontaktet». Neste steg: «Følg opp og kvalifiser», frist "
+    )
+    moved = re.search(r'<template data-lead-id="([^"]+)" data-status="contacted" data-changed>(.*?)</template>', body, re.S)
+    assert moved and moved.group(1) == str(lead["id"])
+    assert 'data-allowed="qualified demo_scheduled converted lost"' in moved.group(2)
+    assert "Følg opp og kvalifiser · <time" in moved.group(2)
+    assert '<span id="count-new" class="count" data-count="1" hx-swap-oob="true">' in body
     assert counts(body) == {"new": 1, "contacted": 1, "qualified": 0, "demo_scheduled": 0, "converted": 0, "lost": 0}
     assert lead_state(app, lead["id"])[0] == "contacted"
 
@@ -148,10 +153,12 @@ def test_the_move_control_offers_only_the_statuses_a_card_may_go_to(app, staff_c
     lead = make_lead(app)
     move(staff_client, lead["id"], "qualified", token)
 
-    page = staff_client.get("/pipeline").get_data(as_text=True)
+    menu = staff_client.get(f"/pipeline/leads/{lead['id']}/menu", headers=HTMX).get_data(as_text=True)
 
-    form = re.search(rf'<select id="move-{lead["id"]}" name="status">(.*?)</select>', page, re.S).group(1)
-    assert re.findall(r'<option value="([a-z_]+)">', form) == ["demo_scheduled", "converted", "lost"]
+    form = re.search(r'<form class="move-form".*?</form>', menu, re.S).group(0)
+    assert re.findall(r'name="status" value="([a-z_]+)"', form) == ["demo_scheduled", "converted", "lost"]
+    # «Kunde» and «Tapt» ask for details first (the board's dialog), the others move at once.
+    assert re.findall(r'value="([a-z_]+)" class="menu-button" data-needs-details', form) == ["converted", "lost"]
 
 
 # --- refused moves ---------------------------------------------------------------------------------
@@ -261,10 +268,10 @@ def test_a_move_to_lost_records_the_reason_and_note(app, staff_client, token):
     response = move(staff_client, lead["id"], "lost", token, reason="price", note="  For dyrt for lokallaget.  ")
 
     assert response.status_code == 200
-    assert '<ol hx-swap-oob="afterbegin:#cards-lost">' in response.get_data(as_text=True)
+    assert f'<template data-lead-id="{lead["id"]}" data-status="lost" data-changed>' in response.get_data(as_text=True)
     assert lead_state(app, lead["id"])[2] == [("new", "lost", "price", "For dyrt for lokallaget.")]
     page = staff_client.get(f"/pipeline/leads/{lead['id']}").get_data(as_text=True)
-    assert "Pris eller budsjett: For dyrt for lokallaget." in page
+    assert "Flyttet fra «Ny» til «Tapt»" in page and "Pris eller budsjett – For dyrt for lokallaget." in page
 
 
 def test_a_move_to_converted_records_its_note_and_no_reason(app, staff_client, token):
