@@ -109,9 +109,9 @@ def test_the_booking_history_lists_every_submission_and_what_changed(app, staff_
     assert facts(page)["Notater"] == "Andre notat: nå med styret."
 
 
-def test_the_status_history_shows_each_move_with_who_and_why(app, staff_client, token):
+def test_the_timeline_shows_each_move_with_who_and_why_newest_first(app, staff_client, token):
     lead = make_lead(app)
-    assert "Leaden har ikke vært flyttet ennå." in page_of(staff_client, lead["id"])
+    assert "Ingen notater eller endringer ennå." in page_of(staff_client, lead["id"])
     headers = {**HTMX, "X-CSRFToken": token}
     staff_client.post(f"/pipeline/leads/{lead['id']}/status", data={"status": "contacted"}, headers=headers)
     staff_client.post(
@@ -120,10 +120,14 @@ def test_the_status_history_shows_each_move_with_who_and_why(app, staff_client, 
 
     page = page_of(staff_client, lead["id"])
 
-    rows = re.findall(r"<tr>" + r"\s*<td>(.*?)</td>" * 5, page)
-    assert [row[1:] for row in rows] == [
-        ("Ny", "Kontaktet", "Siri Selger", ""),
-        ("Kontaktet", "Tapt", "Siri Selger", "Fikk ikke kontakt"),
+    entries = re.findall(
+        r'<li class="timeline-entry timeline-entry--status">.*?· (.*?)</p>\s*<p class="">(.*?)</p>\s*(?:<p class="hint">(.*?)</p>)?',
+        page,
+        re.S,
+    )
+    assert entries == [
+        ("Siri Selger", "Flyttet fra «Kontaktet» til «Tapt»", "Fikk ikke kontakt"),
+        ("Siri Selger", "Flyttet fra «Ny» til «Kontaktet»", ""),
     ]
     assert facts(page)["Status"].startswith("Tapt siden ")
 
@@ -246,7 +250,7 @@ def test_an_invalid_edit_is_422_with_messages_keeps_what_was_typed_and_saves_not
     assert response.status_code == 422
     page = response.get_data(as_text=True)
     assert "Endringene er ikke lagret" in page
-    assert "Skriv inn fornavnet ditt." in page
+    assert "Skriv inn kontaktens fornavn." in page  # staff are told about the contact, not about themselves
     assert "Skriv inn en gyldig e-postadresse" in page
     assert "Skriv inn et gyldig telefonnummer" in page
     assert 'value="ikke-en-epost"' in page and 'value="Ny organisasjon AS"' in page and 'value="12"' in page
@@ -388,13 +392,14 @@ def test_a_staff_created_lead_with_a_known_email_updates_that_lead(app, staff_cl
     "fields, field_message",
     [
         ({"email": "ikke-en-epost"}, "Skriv inn en gyldig e-postadresse"),
-        ({"organization_name": ""}, "Skriv inn navnet på organisasjonen din."),
+        ({"organization_name": ""}, "Skriv inn navnet på organisasjonen."),
+        ({"email": ""}, "Skriv inn kontaktens e-postadresse."),
         ({"source": None}, "Velg hvor leaden kom fra."),
         ({"source": "fax"}, "Velg hvor leaden kom fra."),
         ({"source": "website"}, "Velg hvor leaden kom fra."),
         ({"source": None, "email": ""}, "Velg hvor leaden kom fra."),
     ],
-    ids=["bad-email", "no-organization", "no-source", "unknown-source", "website-source", "no-source-and-no-email"],
+    ids=["bad-email", "no-organization", "no-email", "no-source", "unknown-source", "website-source", "no-source-and-no-email"],
 )
 def test_an_invalid_staff_created_lead_is_422_and_saves_nothing(app, staff_client, token, fields, field_message):
     response = create(staff_client, token, **{"email": "ny@eksempel.no", **fields})
@@ -402,6 +407,7 @@ def test_an_invalid_staff_created_lead_is_422_and_saves_nothing(app, staff_clien
     assert response.status_code == 422
     page = response.get_data(as_text=True)
     assert "Leaden er ikke lagret" in page and field_message in page
+    assert "så vi kan bekrefte" not in page and "din." not in page  # words for prospects, not for staff
     assert all_leads(app) == []
 
 

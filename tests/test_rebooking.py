@@ -62,7 +62,7 @@ def mail_html(message) -> str:
 
 
 def card_of(board: str, lead_id) -> str:
-    return re.search(rf'<li class="lead-card[^"]*" id="card-{lead_id}".*?</li>', board, re.S).group(0)
+    return re.search(rf'<li class="lead-card[^"]*"\s+id="card-{lead_id}".*?</li>', board, re.S).group(0)
 
 
 # --- what a rebooking may change ---------------------------------------------------------------------
@@ -165,8 +165,8 @@ def test_using_the_newer_details_applies_them_and_records_who_did_it(app, client
     assert (after.status, after.newer_details_booking_id) == ("contacted", None)
     page = staff_client.get(f"/pipeline/leads/{lead.id}").get_data(as_text=True)
     assert "Opplysningene fra bookingen er tatt i bruk." in page
-    history = re.search(r'<section class="card" aria-labelledby="history-heading">.*?</section>', page, re.S).group(0)
-    assert f"{staff_user['name']} tok i bruk opplysningene fra bookingen" in history
+    timeline = re.search(r'<section class="card" aria-labelledby="timeline-heading">.*?</section>', page, re.S).group(0)
+    assert re.search(rf"· {staff_user['name']}</p>\s*<p[^>]*>Tok i bruk opplysningene fra bookingen", timeline)
     assert "newer-details" not in page
     card = card_of(staff_client.get("/pipeline").get_data(as_text=True), lead.id)
     assert "Nye opplysninger" not in card
