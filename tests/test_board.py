@@ -80,7 +80,8 @@ def test_the_board_renders_the_move_rules_and_board_js_hard_codes_none_of_them(a
 
     assert f'data-move-url="/pipeline/leads/{lead["id"]}/status"' in page
     column = '<section class="column" id="column-{0}" data-status="{0}" data-label="{1}"'
-    assert column.format("lost", "Tapt") + ' data-dialog-title="Flytt til «Tapt»" data-requires-reason="true" aria-' in page
+    lost = ' data-dialog-title="Flytt til «Tapt»" data-requires-reason="true" aria-'
+    assert column.format("lost", "Tapt") + lost in page
     assert column.format("converted", "Kunde") + ' data-dialog-title="Flytt til «Kunde»" aria-' in page
     assert column.format("qualified", "Kvalifisert") + " aria-" in page
     assert 'data-allowed="contacted qualified demo_scheduled converted lost"' in card(page, lead["id"])

@@ -194,7 +194,8 @@ def test_the_board_shows_the_demo_leads_with_right_counts(app, staff_client):
     shown = {
         status: int(count)
         for status, count in re.findall(
-            r'<span id="count-([a-z_]+)" class="count"[^>]*><span class="visually-hidden">[^<]*</span>(\d+)</span>', page
+            r'<span id="count-([a-z_]+)" class="count"[^>]*><span class="visually-hidden">[^<]*</span>(\d+)</span>',
+            page,
         )
     }
     with app.app_context():

@@ -121,7 +121,8 @@ def test_the_timeline_shows_each_move_with_who_and_why_newest_first(app, staff_c
     page = page_of(staff_client, lead["id"])
 
     entries = re.findall(
-        r'<li class="timeline-entry timeline-entry--status">.*?· (.*?)</p>\s*<p class="">(.*?)</p>\s*(?:<p class="hint">(.*?)</p>)?',
+        r'<li class="timeline-entry timeline-entry--status">.*?· (.*?)</p>\s*<p class="">(.*?)</p>'
+        r'\s*(?:<p class="hint">(.*?)</p>)?',
         page,
         re.S,
     )
@@ -399,7 +400,10 @@ def test_a_staff_created_lead_with_a_known_email_updates_that_lead(app, staff_cl
         ({"source": "website"}, "Velg hvor leaden kom fra."),
         ({"source": None, "email": ""}, "Velg hvor leaden kom fra."),
     ],
-    ids=["bad-email", "no-organization", "no-email", "no-source", "unknown-source", "website-source", "no-source-and-no-email"],
+    ids=[
+        "bad-email", "no-organization", "no-email", "no-source", "unknown-source", "website-source",
+        "no-source-and-no-email",
+    ],
 )
 def test_an_invalid_staff_created_lead_is_422_and_saves_nothing(app, staff_client, token, fields, field_message):
     response = create(staff_client, token, **{"email": "ny@eksempel.no", **fields})

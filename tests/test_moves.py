@@ -71,7 +71,9 @@ def test_a_forward_move_answers_200_with_the_card_for_its_new_column_and_the_pro
     assert message(response).startswith(
         "«LHL Hjerneslag» er flyttet til «Kontaktet». Neste steg: «Følg opp og kvalifiser», frist "
     )
-    moved = re.search(r'<template data-lead-id="([^"]+)" data-status="contacted" data-changed>(.*?)</template>', body, re.S)
+    moved = re.search(
+        r'<template data-lead-id="([^"]+)" data-status="contacted" data-changed>(.*?)</template>', body, re.S
+    )
     assert moved and moved.group(1) == str(lead["id"])
     assert 'data-allowed="qualified demo_scheduled converted lost"' in moved.group(2)
     assert "Følg opp og kvalifiser · <time" in moved.group(2)
