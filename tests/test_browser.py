@@ -13,9 +13,9 @@ import sqlalchemy as sa
 from conftest import make_lead
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from meander_site import sales
+from meander_site import demo_data, sales
 from meander_site.extensions import db
-from meander_site.models import Lead, LeadStatusChange, User
+from meander_site.models import Lead, LeadStatusChange, User, utcnow
 
 CHROMIUM = "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else shutil.which("chromium")
 if not CHROMIUM:
@@ -515,3 +515,106 @@ def test_a_first_visit_to_a_public_page_loads_everything_without_a_console_error
     assert not console_errors and not failed, (console_errors, failed)
     assert [icon.split(" ")[0] for icon in icons] == ["200", "200", "200"], icons
     assert all(icon.split(" ")[1].startswith("image/") for icon in icons), icons
+
+
+WHOLE_CARDS_PER_COLUMN = """() => [...document.querySelectorAll("section.column")].map((column) => {
+  const list = column.querySelector("ol.cards").getBoundingClientRect();
+  const box = column.getBoundingClientRect();
+  const whole = [...column.querySelectorAll("ol.cards > .lead-card")].filter((card) => {
+    const r = card.getBoundingClientRect();
+    return r.height > 0 && r.top >= list.top - 1 && r.bottom <= Math.min(list.bottom, innerHeight) + 1
+      && r.left >= 0 && r.right <= innerWidth + 1;
+  }).length;
+  return {status: column.dataset.status, whole, left: box.left, right: box.right};
+})"""
+
+
+def test_a_thousand_demo_leads_show_whole_cards_in_every_column_at_laptop_sizes(app, staff_user, board):
+    page = board
+    with app.app_context():
+        demo_data.create_demo_leads(1000, seed=8)
+
+    measured = {}
+    for (width, height), at_least in {(1440, 900): 5, (1280, 800): 4}.items():
+        page.set_viewport_size({"width": width, "height": height})
+        page.reload()
+        expect(page.locator("ol.cards[data-sortable-ready]")).to_have_count(6)
+        columns = page.evaluate(WHOLE_CARDS_PER_COLUMN)
+        measured[width] = {column["status"]: column["whole"] for column in columns}
+        assert all(0 <= column["left"] and column["right"] <= width for column in columns), columns  # all six
+        assert min(measured[width].values()) >= at_least, measured
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        assert page.evaluate("document.documentElement.scrollHeight") <= height  # the columns scroll, not the page
+    print(f"whole cards per column: {measured}")
+
+
+def test_a_phone_shows_one_column_at_a_time_with_a_switcher_and_never_scrolls_sideways(app, staff_user, board):
+    page = board
+    with app.app_context():
+        demo_data.create_demo_leads(60, seed=3)
+    page.set_viewport_size({"width": 375, "height": 740})
+    page.reload()
+
+    switcher = page.get_by_role("navigation", name="Kolonner")
+    expect(switcher.get_by_role("button")).to_have_count(6)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    expect(page.locator("section.column:visible")).to_have_count(1)
+    lost = switcher.get_by_role("button", name=re.compile(r"^Tapt \d+$"))
+    count = lost.locator(".count").inner_text()
+    assert count == page.locator("#count-lost").get_attribute("data-count")
+    lost.click()
+    expect(lost).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("section.column:visible")).to_have_count(1)
+    expect(page.locator("#column-lost")).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+
+
+def poll_now(page):
+    """Run the 30-second poll at once, as its timer would."""
+    page.evaluate(
+        "htmx.ajax('GET', document.getElementById('board-poll').getAttribute('hx-get'),"
+        " {source: '#board-poll', target: '#board-inbox', swap: 'innerHTML'})"
+    )
+
+
+def test_the_poll_places_and_announces_a_new_lead_and_ignores_cards_the_page_never_loaded(app, staff_user, board):
+    page = board
+    for n in range(sales.CARDS_PER_COLUMN + 1):
+        make_lead(app, email=f"fylt{n:02d}@lhl.no", organization_name=f"Fylt {n:02d}")
+    page.reload()
+    expect(page.locator("#cards-new > .lead-card")).to_have_count(sales.CARDS_PER_COLUMN)
+    htmx_errors = []
+    page.on("console", lambda message: "oobErrorNoTarget" in message.text and htmx_errors.append(message.text))
+    page.evaluate("document.body.addEventListener('htmx:oobErrorNoTarget', () => console.error('oobErrorNoTarget'))")
+    shown = set(page.locator("#cards-new > .lead-card").evaluate_all("cards => cards.map(c => c.dataset.leadId)"))
+    with app.app_context():
+        hidden = db.session.execute(sa.select(Lead.id).where(Lead.status == "new")).scalars().all()
+    [unloaded] = [lead_id for lead_id in hidden if str(lead_id) not in shown]
+    with app.app_context():  # a colleague edits the one card beyond «Vis flere», and a lead arrives
+        db.session.execute(sa.update(Lead).where(Lead.id == unloaded).values(updated_at=utcnow()))
+        db.session.commit()
+    arrived = make_lead(app, email="helt.ny@lhl.no", organization_name="Helt Ny Forening")
+
+    with page.expect_response(re.compile(r"/pipeline/changes")) as polled:
+        poll_now(page)
+    assert f'<template data-lead-id="{unloaded}"' in polled.value.text()  # sent, and left alone by the page
+
+    new_card = card(page, arrived["id"])
+    expect(new_card).to_have_class(has_class("lead-card--new"))
+    expect(page.locator("#cards-new > .lead-card").first).to_have_id(f"card-{arrived['id']}")
+    expect(page.locator("#board-messages")).to_have_text("Ny lead: Helt Ny Forening i «Ny».")
+    expect(page.locator("#board-messages")).to_have_attribute("aria-live", "polite")
+    expect(page.locator("#count-new")).to_have_attribute("data-count", str(sales.CARDS_PER_COLUMN + 2))
+    expect(card(page, unloaded)).to_have_count(0)
+    assert htmx_errors == []
+
+
+def test_a_filter_that_matches_nothing_says_so(app, staff_user, board):
+    page = board
+    make_lead(app)
+    page.reload()
+
+    page.get_by_label("Søk").fill("finnes ikke noe sted")
+
+    expect(page.locator(".board-empty")).to_contain_text("Ingen leads passer søket eller filteret.")
+    expect(page.locator(".lead-card")).to_have_count(0)
