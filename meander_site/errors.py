@@ -5,6 +5,7 @@ import math
 import time
 
 from flask import Flask, current_app, render_template, request
+from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from markupsafe import Markup
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
@@ -120,6 +121,9 @@ def register(app: Flask) -> None:
     @app.errorhandler(LeadNotFound)
     @app.errorhandler(404)
     def not_found(error):
+        if request.path.startswith("/pipeline/") and current_user.is_authenticated:
+            # A staff address that matches no route (the pipeline's own 404s have the blueprint's handler).
+            return render_template("pipeline/not_found.html", erased_at=None), 404
         return render_template("errors/error.html", title="Fant ikke siden",
                                message="Lenken kan være skrevet feil eller for gammel. "
                                        "Gå til forsiden for å bestille en demo."), 404

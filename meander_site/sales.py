@@ -703,6 +703,15 @@ def erase(lead_id: uuid.UUID, by: User) -> set[uuid.UUID]:
     return erased
 
 
+def erased_at(lead_id: uuid.UUID) -> datetime | None:
+    """When this lead was erased, if it was: the audit entry is all that is left of it."""
+    return db.session.execute(
+        sa.select(sa.func.max(AuditEvent.at)).where(
+            AuditEvent.action == "lead_erased", AuditEvent.subject_id == lead_id
+        )
+    ).scalar_one_or_none()
+
+
 def latest_booking(lead_id: uuid.UUID) -> Booking | None:
     return db.session.execute(
         sa.select(Booking).where(Booking.lead_id == lead_id).order_by(Booking.created_at.desc()).limit(1)

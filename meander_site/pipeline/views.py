@@ -43,6 +43,15 @@ def board_context(board_filter: sales.BoardFilter) -> dict:
     }
 
 
+@bp.errorhandler(sales.LeadNotFound)
+@bp.errorhandler(404)
+def not_found(error):
+    """Staff looking for a lead that is gone: say whether it was erased, and lead back to the board."""
+    lead_id = error.args[0] if isinstance(error, sales.LeadNotFound) and error.args else None
+    erased_at = sales.erased_at(lead_id) if isinstance(lead_id, uuid.UUID) else None
+    return render_template("pipeline/not_found.html", erased_at=erased_at), 404
+
+
 def message(text: str, status: int, kind: str = "info", **context):
     """A move's answer: a fragment for the board's live region, or a small page without JavaScript."""
     template = "pipeline/_move_result.html" if is_htmx_request() else "pipeline/move_result.html"
