@@ -146,8 +146,13 @@ def test_staff_change_the_next_step_from_the_card_menu_and_it_shows_on_the_card(
     lead = make_lead(app)
 
     response = post(
-        staff_client, f"/pipeline/leads/{lead['id']}/next-step", token, htmx=True,
-        next_step="  Ring  etter påske ", next_step_due="2031-04-22", back="board",
+        staff_client,
+        f"/pipeline/leads/{lead['id']}/next-step",
+        token,
+        htmx=True,
+        next_step="  Ring  etter påske ",
+        next_step_due="2031-04-22",
+        back="board",
     )
 
     assert response.status_code == 200
@@ -194,8 +199,12 @@ def test_final_statuses_have_no_next_step_and_refuse_one(app, staff_client, toke
     stored = the_lead(app, lead["id"])
     assert (stored.next_step, stored.next_step_due_at) == (None, None)
     response = post(
-        staff_client, f"/pipeline/leads/{lead['id']}/next-step", token, htmx=True,
-        next_step="Ring", next_step_due="2031-01-02",
+        staff_client,
+        f"/pipeline/leads/{lead['id']}/next-step",
+        token,
+        htmx=True,
+        next_step="Ring",
+        next_step_due="2031-01-02",
     )
     assert response.status_code == 422
     assert "«Kunde» er en sluttstatus og har ikke neste steg." in response.get_data(as_text=True)
@@ -207,8 +216,13 @@ def test_a_move_may_carry_the_next_step_staff_chose_instead_of_the_proposal(app,
     lead = make_lead(app)
 
     post(
-        staff_client, f"/pipeline/leads/{lead['id']}/status", token, htmx=True,
-        status="contacted", next_step="Send tilbud", next_step_due="2031-01-03",
+        staff_client,
+        f"/pipeline/leads/{lead['id']}/status",
+        token,
+        htmx=True,
+        status="contacted",
+        next_step="Send tilbud",
+        next_step_due="2031-01-03",
     )
 
     stored = the_lead(app, lead["id"])
@@ -242,13 +256,14 @@ def test_overdue_cards_alone_carry_data_overdue_and_the_header_counts_them(app, 
     assert "data-overdue" in card(page, later)
     assert "data-overdue" not in card(page, on_time) and "Forfalt" not in card(page, on_time)
     assert "data-overdue" not in card(page, lost)  # a final status has nothing due
-    assert re.search(r'<a id="overdue-count" class="overdue-count overdue-count--some"\s+href="/pipeline\?overdue=1">'
-                     r"2 forfalt</a>", page)
+    assert re.search(
+        r'<a id="overdue-count" class="overdue-count overdue-count--some"\s+href="/pipeline\?overdue=1">'
+        r"2 forfalt</a>",
+        page,
+    )
     # «Forfaller først»: the longest overdue on top.
     new_column = page.split('id="cards-new"')[1].split("</ol>")[0]
-    assert re.findall(r'<li class="lead-card[^"]*"\s+id="card-([^"]+)"', new_column)[:2] == [
-        str(later), str(late)
-    ]
+    assert re.findall(r'<li class="lead-card[^"]*"\s+id="card-([^"]+)"', new_column)[:2] == [str(later), str(late)]
 
     filtered = board(staff_client, overdue="1")
     assert shown_ids(filtered) == {str(late), str(later)}
@@ -289,7 +304,10 @@ def test_notes_form_a_dated_timeline_with_their_authors_beside_moves(app, staff_
 
 @pytest.mark.parametrize(
     "body, message",
-    [("   ", "Skriv notatet før du lagrer det."), ("x" * 2001, "Notatet kan være høyst 2000 tegn. Du har skrevet 2001.")],
+    [
+        ("   ", "Skriv notatet før du lagrer det."),
+        ("x" * 2001, "Notatet kan være høyst 2000 tegn. Du har skrevet 2001."),
+    ],
 )
 def test_an_empty_or_overlong_note_is_422_with_its_message_and_saves_nothing(app, staff_client, token, body, message):
     lead = make_lead(app)
@@ -343,7 +361,7 @@ def test_an_erased_leads_page_says_it_was_erased_and_leads_back_to_the_board(app
 
     assert response.status_code == 404
     page = response.get_data(as_text=True)
-    assert "<h1 id=\"not-found-heading\">Leaden er slettet</h1>" in page
+    assert '<h1 id="not-found-heading">Leaden er slettet</h1>' in page
     assert '<a class="button button--secondary" href="/pipeline">Tilbake til tavla</a>' in page
     assert "bestille en demo" not in page and 'href="/demo"' not in page
 
