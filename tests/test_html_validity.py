@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
@@ -77,6 +78,11 @@ def test_public_and_staff_pages_are_valid_html(app, client, staff_client, staff_
     pages["board"] = page(staff_client, "/pipeline")
     pages["lead"] = page(staff_client, f"/pipeline/leads/{lead['id']}")
     pages["new_lead"] = page(staff_client, "/pipeline/leads/new")
+    pages["settings"] = page(staff_client, "/pipeline/settings")
+    pages["card_menu"] = "<!doctype html><html lang=nb><title>Meny</title><div>{}</div>".format(
+        page(staff_client, f"/pipeline/leads/{lead['id']}/menu")
+    )
+    pages["staff_not_found"] = page(staff_client, f"/pipeline/leads/{uuid.uuid4()}", status=404)
 
     assert check_html(pages, tmp_path) == []
 
