@@ -196,6 +196,7 @@ def test_the_migration_merges_leads_whose_addresses_are_one_mailbox(empty_databa
         db.session.commit()
 
         upgrade(revision="0004")
+        upgrade()  # later revisions only add columns and tables: read 0004's merge through today's models
 
         merged = {
             lead.email: lead for lead in db.session.execute(sa.select(Lead)).scalars()
