@@ -11,6 +11,7 @@ import threading
 import pytest
 import sqlalchemy as sa
 from conftest import make_lead
+from helpers import wait_until
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from meander_site import demo_data, sales
@@ -108,7 +109,8 @@ def flush_csp_reports(page) -> None:
     if not page.url.startswith("http"):
         return  # never left about:blank: no policy, nothing to report
     page.evaluate(f"window.cspReportsFlushed = false; new Image().src = {CSP_FLUSH_MARKER!r};")
-    page.wait_for_function("window.cspReportsFlushed === true")
+    # Polled from here: wait_for_function re-evaluates its predicate in the page with eval, which the CSP blocks.
+    wait_until(lambda: page.evaluate("window.cspReportsFlushed === true"), timeout=5, what="the CSP reports")
     page.evaluate("0")  # one more round trip: the reports' callbacks, sent before it, have run
 
 
