@@ -141,7 +141,9 @@ def write_due_digests(now: datetime | None = None) -> list[OutboxMessage]:
     if not business_days.is_business_day(local.date()) or not DIGEST_AT <= local.time() < DIGEST_UNTIL:
         return []
     written = []
-    for user in db.session.execute(sa.select(User).where(User.is_active)).scalars():
+    # All of them first: the commits and rollbacks below must not cut a result still being read.
+    staff = db.session.execute(sa.select(User).where(User.is_active)).scalars().all()
+    for user in staff:
         key = digest_dedupe_key(user.id, local.date())
         exists = db.session.execute(sa.select(OutboxMessage.id).where(OutboxMessage.dedupe_key == key)).first()
         if exists:
