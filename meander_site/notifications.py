@@ -141,10 +141,18 @@ def write_due_digests(now: datetime | None = None) -> list[OutboxMessage]:
     if not business_days.is_business_day(local.date()) or not DIGEST_AT <= local.time() < DIGEST_UNTIL:
         return []
     written = []
-    for user in db.session.execute(sa.select(User).where(User.is_active)).scalars():
-        key = digest_dedupe_key(user.id, local.date())
-        exists = db.session.execute(sa.select(OutboxMessage.id).where(OutboxMessage.dedupe_key == key)).first()
-        if exists:
+    # All of them first: the commits and rollbacks below must not cut a result still being read.
+    staff = db.session.execute(sa.select(User).where(User.is_active)).scalars().all()
+    keys = {user.id: digest_dedupe_key(user.id, local.date()) for user in staff}
+    # The sweep calls this every few seconds all morning: one query finds who has today's row already.
+    written_before = set(
+        db.session.execute(sa.select(OutboxMessage.dedupe_key).where(OutboxMessage.dedupe_key.in_(keys.values())))
+        .scalars()
+        .all()
+    )
+    for user in staff:
+        key = keys[user.id]
+        if key in written_before:
             continue
         message = outbox.add(
             DIGEST_KIND,
