@@ -119,7 +119,7 @@ def add(
     db.session.add(message)
     # Kept outside the mapped state, which the caller's commit expires: dispatch() then needs no SELECT,
     # and works even if the row is gone by then (erased together with its lead).
-    message.dispatch_plan = (message.id, message.send_after, closed)
+    message.dispatch_plan = (message.id, message.kind, message.send_after, closed)
     return message
 
 
@@ -130,9 +130,11 @@ def job_id_for(message_id: uuid.UUID, attempt_marker: str = "") -> str:
 def dispatch(message: OutboxMessage | uuid.UUID, delay: timedelta | None = None) -> bool:
     """Enqueue a committed mail. Never raises: with Redis down the sweep sends it later. A mail added
     closed (never to be sent) is not enqueued."""
+    kind_name = None
     if isinstance(message, OutboxMessage):
-        message_id, send_after, closed = getattr(message, "dispatch_plan", None) or (
+        message_id, kind_name, send_after, closed = getattr(message, "dispatch_plan", None) or (
             message.id,
+            message.kind,
             message.send_after,
             message.closed_at is not None,
         )
@@ -142,11 +144,13 @@ def dispatch(message: OutboxMessage | uuid.UUID, delay: timedelta | None = None)
             delay = max(send_after - utcnow(), timedelta(0))
     else:
         message_id = message
-    return _enqueue(message_id, job_id_for(message_id), trigger="new", delay=delay or timedelta(0))
+    return _enqueue(message_id, job_id_for(message_id), trigger="new", delay=delay or timedelta(0), kind_name=kind_name)
 
 
-def _enqueue(message_id: uuid.UUID, job_id: str, trigger: str, delay: timedelta = timedelta(0)) -> bool:
-    fields = {"message_id": str(message_id), "job_id": job_id, "trigger": trigger}
+def _enqueue(
+    message_id: uuid.UUID, job_id: str, trigger: str, delay: timedelta = timedelta(0), kind_name: str | None = None
+) -> bool:
+    fields = {"kind": kind_name, "message_id": str(message_id), "job_id": job_id, "trigger": trigger}
     options = {
         "job_id": job_id,
         "retry": Retry(max=len(retry_intervals()), interval=retry_intervals()),
@@ -392,22 +396,25 @@ def send_now(message_id: uuid.UUID) -> bool:
 
 
 def _take_and_enqueue(message_id: uuid.UUID, due_before: datetime, trigger: str) -> int:
-    taken = db.session.execute(
-        sa.update(OutboxMessage)
+    table = OutboxMessage.__table__.c
+    kind_name = db.session.execute(
+        sa.update(OutboxMessage.__table__)
         .where(
-            OutboxMessage.id == message_id,
-            OutboxMessage.sent_at.is_(None),
-            OutboxMessage.closed_at.is_(None),
-            OutboxMessage.due_at <= due_before,
+            table.id == message_id,
+            table.sent_at.is_(None),
+            table.closed_at.is_(None),
+            table.due_at <= due_before,
         )
         # Until the job has had its chance, no other sweep takes this row; a lost job is taken again later.
         .values(due_at=utcnow() + send_lease() + timedelta(seconds=retry_intervals()[0]))
-    ).rowcount
+        .returning(table.kind)
+    ).scalar()
     db.session.commit()
-    if taken != 1:
+    if kind_name is None:
         return 0
     # A fresh job id: the original job may still sit in RQ's failed registry.
-    if not _enqueue(message_id, job_id_for(message_id, f"-sweep-{uuid.uuid4().hex[:8]}"), trigger=trigger):
+    job_id = job_id_for(message_id, f"-sweep-{uuid.uuid4().hex[:8]}")
+    if not _enqueue(message_id, job_id, trigger=trigger, kind_name=kind_name):
         # Give it back so the next sweep tries again once Redis answers.
         db.session.execute(sa.update(OutboxMessage).where(OutboxMessage.id == message_id).values(due_at=utcnow()))
         db.session.commit()
