@@ -333,7 +333,7 @@ def _send(message_id: uuid.UUID) -> str:
             # RQ logs and stores what the job raised: give it the class, not the text (kept on the row).
             raise MailNotSent(f"{type(error).__name__} ({kind_name} {message_id}, attempt {attempts})") from None
         _record_sent(kind_name, ids)
-        log.info("mail sent", extra={"event": "mail_sent", **fields})
+        log.info("mail sent (%s)", kind_name, extra={"event": "mail_sent", **fields})
         return "sent"
     finally:
         db.session.remove()
