@@ -10,7 +10,7 @@ from helpers import wait_until
 from redis import Redis
 from rq.scheduler import RQScheduler
 
-from meander_site import confirmations
+from meander_site import confirmations, leads, sales
 from meander_site.embedded import find_free_port
 from meander_site.extensions import db, limiter
 from meander_site.models import Booking, Lead, OutboxMessage
@@ -306,3 +306,69 @@ def test_job_for_an_erased_booking_sends_nothing(app, client, smtp_server, redis
     assert run_jobs(app) == 0  # no job is left that could still send
     assert smtp_server.messages() == []
     assert Redis.from_url(redis_url).ping()
+
+
+# --- the cap, staff's «Send bekreftelsen nå», demo data ----------------------------------------------
+
+
+def test_a_capped_booking_gets_a_closed_row_that_says_why_and_staff_can_still_send_it(app, client, smtp_server):
+    for n in range(4):
+        book(client, environ_overrides={"REMOTE_ADDR": f"203.0.113.{n + 1}"})
+    run_jobs(app)
+    smtp_server.wait_for(3)
+
+    with app.app_context():
+        capped = db.session.execute(
+            db.select(OutboxMessage).where(OutboxMessage.closed_reason == "capped")
+        ).scalar_one()
+        assert (capped.kind, capped.sent_at, capped.due_at) == (confirmations.KIND, None, None)
+        capped_id, capped_booking_id = capped.id, capped.booking_id
+        card = sales.get_card(the_lead().id)
+        assert (card.mail_state, card.mail_error) == ("capped", confirmations.CAPPED)
+        assert sweep_due() == 0 and retry_pending() == 4  # the team's four new-lead mails; the capped one stays
+        booking = sales.confirmation_to_resend(the_lead().id)
+        assert booking.id == capped_booking_id
+
+        assert confirmations.send_now(booking.id)  # staff decided: it goes, once
+    run_jobs(app)
+    assert len(smtp_server.wait_for(4)) == 4
+    with app.app_context():
+        assert db.session.get(OutboxMessage, capped_id).sent_at is not None
+        assert sales.get_card(the_lead().id).mail_state == "sent"
+        assert sales.confirmation_to_resend(the_lead().id) is None
+        assert not confirmations.send_now(capped_booking_id)
+    assert run_jobs(app) == 0
+    assert len(smtp_server.messages()) == 4
+
+
+def test_a_lead_staff_typed_in_without_a_confirmation_has_none_until_staff_send_one(app, smtp_server):
+    details = leads.validate_contact_details(VALID_BOOKING)
+    with app.app_context():
+        result = sales.create_by_staff(details, "phone", send_confirmation=False)
+        assert confirmations.message_for(result.booking_id) is None
+        assert sales.get_card(result.lead_id).mail_state == "none"
+        [entry] = sales.booking_history(result.lead_id)
+        assert entry.mail_state == "not_ordered"
+
+        assert confirmations.send_now(result.booking_id)
+    run_jobs(app)
+
+    [message] = smtp_server.wait_for(1)
+    assert message["X-RcptTo"] == VALID_BOOKING["email"]
+    with app.app_context():
+        assert confirmations.message_for(result.booking_id).sent_at is not None
+        assert the_lead().confirmation_sent_at is not None
+
+
+def test_demo_data_bookings_each_have_a_sent_confirmation_and_nothing_to_send(app, smtp_server):
+    assert app.test_cli_runner().invoke(args=["demo-data", "--leads", "30"]).exit_code == 0
+
+    with app.app_context():
+        rows = db.session.execute(db.select(OutboxMessage.booking_id, OutboxMessage.sent_at)).all()
+        booking_ids = set(db.session.scalars(db.select(Booking.id)))
+        assert {booking_id for booking_id, _ in rows} == booking_ids and all(sent for _, sent in rows)
+        lead_ids = list(db.session.scalars(db.select(Lead.id)))
+        assert {sales.get_card(lead_id).mail_state for lead_id in lead_ids} == {"sent"}
+        assert sweep_due() == 0 and retry_pending() == 0
+    assert run_jobs(app) == 0
+    assert smtp_server.messages() == []
