@@ -190,36 +190,44 @@ def _claimable(now: datetime):
 
 
 def _claim(message_id: uuid.UUID) -> list[OutboxMessage]:
-    """Take the row (and, for a batched kind, its unsent siblings for the same recipient) with a lease."""
+    """Take the row (and, for a batched kind, its unsent siblings for the same recipient) with a lease.
+
+    The claim hands back the rows it took (UPDATE … RETURNING), so no SELECT follows; builders get them as
+    plain, unattached objects."""
     now = utcnow()
     table = OutboxMessage.__table__
-    row = db.session.execute(sa.select(table.c.kind, table.c.recipient).where(table.c.id == message_id)).first()
-    if row is None or row.kind not in KINDS:
-        db.session.rollback()
-        return []
-    if KINDS[row.kind].batched:
-        # Every unsent row of this kind for this recipient goes in the same mail, including those that
-        # arrived while this one waited for its time.
-        which = sa.and_(table.c.kind == row.kind, table.c.recipient == row.recipient)
-    else:
-        which = table.c.id == message_id
-    claimed_ids = list(
+    lease = {"claimed_until": now + send_lease(), "attempts": table.c.attempts + 1}
+    own = (
         db.session.execute(
             sa.update(table)
-            .where(which, _claimable(now))
-            .values(claimed_until=now + send_lease(), attempts=table.c.attempts + 1)
-            .returning(table.c.id)
-        ).scalars()
+            .where(table.c.id == message_id, table.c.kind.in_(list(KINDS)), _claimable(now))
+            .values(**lease)
+            .returning(*table.c)
+        )
+        .mappings()
+        .first()
     )
+    rows = [own] if own is not None else []
+    if own is not None and KINDS[own["kind"]].batched:
+        # Every unsent row of this kind for this recipient goes in the same mail, including those that
+        # arrived while this one waited for its time.
+        rows += (
+            db.session.execute(
+                sa.update(table)
+                .where(
+                    table.c.kind == own["kind"],
+                    table.c.recipient == own["recipient"],
+                    table.c.id != message_id,
+                    _claimable(now),
+                )
+                .values(**lease)
+                .returning(*table.c)
+            )
+            .mappings()
+            .all()
+        )
     db.session.commit()
-    if not claimed_ids:
-        return []
-    messages = list(
-        db.session.execute(
-            sa.select(OutboxMessage).where(OutboxMessage.id.in_(claimed_ids)).order_by(OutboxMessage.created_at)
-        ).scalars()
-    )
-    return messages
+    return sorted((OutboxMessage(**row) for row in rows), key=lambda message: message.created_at)
 
 
 def _record_sent(kind_name: str, message_ids: list[uuid.UUID]) -> None:
