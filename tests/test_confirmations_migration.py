@@ -28,10 +28,19 @@ FAILURE = "SMTPRecipientsRefused: 451 try again later"
 
 def insert_lead(email: str, created: int) -> dict:
     lead = {
-        "id": uuid.uuid4(), "email": email, "status": "new", "source": "website",
-        "masked_ref": uuid.uuid4().hex[:16], "booking_count": 2,
-        "first_name": "Kari", "last_name": "Nordmann", "organization_name": "LHL", "role_title": "Leder",
-        "created_at": day(created), "updated_at": day(created), "status_changed_at": day(created),
+        "id": uuid.uuid4(),
+        "email": email,
+        "status": "new",
+        "source": "website",
+        "masked_ref": uuid.uuid4().hex[:16],
+        "booking_count": 2,
+        "first_name": "Kari",
+        "last_name": "Nordmann",
+        "organization_name": "LHL",
+        "role_title": "Leder",
+        "created_at": day(created),
+        "updated_at": day(created),
+        "status_changed_at": day(created),
         "confirmation_sent_at": None,
     }
     db.session.execute(sa.insert(LEADS), lead)
@@ -56,7 +65,9 @@ def insert_booking(lead: dict, created: int, **confirmation) -> uuid.UUID:
 
 
 def test_the_migration_moves_each_confirmation_state_into_an_outbox_row(
-    empty_database_url, redis_url, smtp_server  # noqa: F811
+    empty_database_url,
+    redis_url,
+    smtp_server,  # noqa: F811
 ):
     smtp_server.clear()
     app = create_app(app_config(empty_database_url, redis_url, smtp_server))
@@ -120,10 +131,7 @@ def test_the_migration_moves_each_confirmation_state_into_an_outbox_row(
 
         downgrade(revision="0006")
 
-        restored = {
-            row.id: row
-            for row in db.session.execute(sa.select(BOOKINGS_AT_0006)).all()
-        }
+        restored = {row.id: row for row in db.session.execute(sa.select(BOOKINGS_AT_0006)).all()}
         assert restored[capped].confirmation_last_error == confirmations.CAPPED
         assert restored[sent].confirmation_sent_at is not None and restored[pending].confirmation_sent_at is not None
         assert (restored[failing].confirmation_attempts, restored[failing].confirmation_last_error) == (2, FAILURE)

@@ -126,10 +126,7 @@ def downgrade():
 
     def from_row(column):
         return (
-            sa.select(column)
-            .where(o.kind == "confirmation", o.booking_id == bookings.c.id)
-            .limit(1)
-            .scalar_subquery()
+            sa.select(column).where(o.kind == "confirmation", o.booking_id == bookings.c.id).limit(1).scalar_subquery()
         )
 
     op.execute(
