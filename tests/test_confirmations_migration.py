@@ -65,9 +65,9 @@ def insert_booking(lead: dict, created: int, **confirmation) -> uuid.UUID:
 
 
 def test_the_migration_moves_each_confirmation_state_into_an_outbox_row(
-    empty_database_url,
+    empty_database_url,  # noqa: F811 (the fixture imported above)
     redis_url,
-    smtp_server,  # noqa: F811
+    smtp_server,
 ):
     smtp_server.clear()
     app = create_app(app_config(empty_database_url, redis_url, smtp_server))
