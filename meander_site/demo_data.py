@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from . import business_days
+from . import business_days, confirmations
 from .extensions import db
 from .models import (
     Booking,
@@ -16,6 +16,7 @@ from .models import (
     LeadStatus,
     LeadStatusChange,
     OrganizationSize,
+    OutboxMessage,
     User,
     new_masked_ref,
     utcnow,
@@ -196,7 +197,7 @@ def _journey(created_at, now, rng: random.Random) -> list[tuple[LeadStatus, Lead
     return moves
 
 
-def _fake_lead(serial: int, run_tag: str, now, rng: random.Random, owners: list) -> tuple[dict, dict, list[dict]]:
+def _fake_lead(serial: int, run_tag: str, now, rng: random.Random, owners: list) -> tuple[dict, dict, dict, list[dict]]:
     first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
     organization = f"{rng.choice(ORGANIZATION_KINDS)} {rng.choice(PLACES)}"
     source = rng.choices(list(SOURCE_WEIGHTS), weights=list(SOURCE_WEIGHTS.values()))[0]
@@ -249,8 +250,18 @@ def _fake_lead(serial: int, run_tag: str, now, rng: random.Random, owners: list)
         **contact,
         "ip_address": lead["ip_address"],
         "created_at": created_at,
-        "confirmation_sent_at": lead["confirmation_sent_at"],
-        "confirmation_attempts": 1,
+    }
+    # Every demo booking's confirmation went out, as a sent row in the one outbox.
+    confirmation = {
+        "id": uuid.uuid4(),
+        "kind": confirmations.KIND,
+        "recipient": contact["email"],
+        "lead_id": lead_id,
+        "booking_id": booking["id"],
+        "created_at": created_at,
+        "send_after": created_at,
+        "attempts": 1,
+        "sent_at": lead["confirmation_sent_at"],
     }
     changes = [
         {
@@ -267,7 +278,7 @@ def _fake_lead(serial: int, run_tag: str, now, rng: random.Random, owners: list)
         }
         for origin, target, at in moves
     ]
-    return lead, booking, changes
+    return lead, booking, confirmation, changes
 
 
 def demo_owners() -> list[User]:
@@ -291,9 +302,10 @@ def create_demo_leads(count: int, seed: int | None = None) -> int:
         rows = [
             _fake_lead(serial, run_tag, now, rng, owners) for serial in range(start, min(start + BATCH_SIZE, count))
         ]
-        db.session.execute(sa.insert(Lead), [lead for lead, _, _ in rows])
-        db.session.execute(sa.insert(Booking), [booking for _, booking, _ in rows])
-        changes = [change for _, _, lead_changes in rows for change in lead_changes]
+        db.session.execute(sa.insert(Lead), [lead for lead, _, _, _ in rows])
+        db.session.execute(sa.insert(Booking), [booking for _, booking, _, _ in rows])
+        db.session.execute(sa.insert(OutboxMessage), [confirmation for _, _, confirmation, _ in rows])
+        changes = [change for _, _, _, lead_changes in rows for change in lead_changes]
         if changes:
             db.session.execute(sa.insert(LeadStatusChange), changes)
         db.session.commit()

@@ -7,12 +7,10 @@ import unicodedata
 import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from datetime import timedelta
 
 import phonenumbers
 import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
-from flask import current_app
 from sqlalchemy.dialects import postgresql, sqlite
 
 from . import confirmations, next_steps, notifications, outbox
@@ -295,7 +293,6 @@ def book_demo(
     staff typed in), or past the per-recipient cap, the booking's mail is never due, so no job or sweep
     sends it.
     """
-    sweep_grace = timedelta(seconds=current_app.config["CONFIRMATION_SWEEP_GRACE_SECONDS"])
     contact = details.as_dict()
     now = utcnow()
     booking_id = uuid.uuid4()
@@ -322,23 +319,16 @@ def book_demo(
                 **contact,
             },
         ).one()
-        # After the upsert: its row lock (SQLite: the write lock) queues other bookings for this address,
-        # so this count sees every one committed before, and a burst cannot slip past the cap.
-        mail_due = with_confirmation and confirmations.may_send_to(details.email, now)
         db.session.execute(
             sa.insert(Booking),
-            {
-                "id": booking_id,
-                "lead_id": lead_id,
-                "ip_address": ip_address,
-                "created_at": now,
-                # The request enqueues the mail right away; the sweep steps in only if that did not happen.
-                "confirmation_due_at": now + sweep_grace if mail_due else None,
-                "confirmation_attempts": 0,
-                "confirmation_last_error": confirmations.CAPPED if with_confirmation and not mail_due else None,
-                **contact,
-            },
+            {"id": booking_id, "lead_id": lead_id, "ip_address": ip_address, "created_at": now, **contact},
         )
+        confirmation = None
+        if with_confirmation:
+            # After the upsert: its row lock (SQLite: the write lock) queues other bookings for this address,
+            # so the cap's count sees every one committed before, and a burst cannot slip past it.
+            confirmation = confirmations.add(booking_id, lead_id, details.email, now)
+        mail_due = confirmation is not None and confirmation.closed_at is None
         if not by_staff:
             # The team hears of every booking from the website; whoever typed a lead in knows already.
             notice = notifications.add_new_booking_notice(booking_id, lead_id, now=now)
@@ -346,6 +336,9 @@ def book_demo(
     except Exception:
         db.session.rollback()
         raise
+    # After the commit: a job never looks for a row that is not there yet. Without Redis the sweep sends them.
+    if mail_due:
+        outbox.dispatch(confirmation)
     if not by_staff:
         outbox.dispatch(notice)
     result = BookingResult(

@@ -201,12 +201,11 @@ def _refuse_bulk_masked_ref_updates(orm_execute_state):
 
 
 class Booking(db.Model):
-    """One submission of the demo form, kept as typed; also the unit a confirmation mail belongs to."""
+    """One submission of the demo form, kept as typed; also what a confirmation mail is about."""
 
     __tablename__ = "bookings"
     __table_args__ = (
         sa.Index("idx_booking_lead_id_created_at", "lead_id", "created_at"),
-        sa.Index("idx_booking_confirmation_pending", "confirmation_due_at"),
         sa.Index("idx_booking_email_created_at", "email", "created_at"),
         enum_check("organization_size", OrganizationSize, nullable=True),
     )
@@ -226,14 +225,7 @@ class Booking(db.Model):
     ip_address: Mapped[str | None] = mapped_column(sa.String(45))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    # Confirmation mail state. The database is the source of truth; Redis only carries the nudge.
-    confirmation_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # When a sweep should (re-)enqueue this mail if nobody is handling it; NULL once sent.
-    confirmation_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # A worker holds the send until then, so two jobs for one booking never both send.
-    confirmation_claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    confirmation_attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
-    confirmation_last_error: Mapped[str | None] = mapped_column(sa.String(500))
+    # Its confirmation mail, if one was ordered, is an outbox row (kind "confirmation", booking_id = this id).
     # Staff took this submission's details over onto the lead («Bruk disse opplysningene»).
     details_applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     details_applied_by_name: Mapped[str | None] = mapped_column(sa.String(100))

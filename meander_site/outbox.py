@@ -87,15 +87,18 @@ def add(
     send_after: timedelta = timedelta(0),
     dedupe_key: str | None = None,
     now: datetime | None = None,
+    closed_reason: str | None = None,
 ) -> OutboxMessage:
     """Store a mail in the caller's transaction (the caller commits, then calls `dispatch`).
 
     `payload` holds ids and settings, never personal data: the builder reads what it needs when it runs.
+    `closed_reason`: the mail is recorded as one that will not go out (e.g. "capped"), so its state says why.
     """
     if kind_name not in KINDS:
         raise ValueError(f"unknown kind of mail: {kind_name}")
     now = now or utcnow()
     grace = timedelta(seconds=current_app.config["CONFIRMATION_SWEEP_GRACE_SECONDS"])
+    closed = closed_reason is not None
     message = OutboxMessage(
         id=uuid.uuid4(),
         kind=kind_name,
@@ -108,10 +111,15 @@ def add(
         created_at=now,
         send_after=now + send_after,
         # The request enqueues the job right away; the sweep steps in only if that did not happen.
-        due_at=now + send_after + grace,
+        due_at=None if closed else now + send_after + grace,
         attempts=0,
+        closed_at=now if closed else None,
+        closed_reason=closed_reason,
     )
     db.session.add(message)
+    # Kept outside the mapped state, which the caller's commit expires: dispatch() then needs no SELECT,
+    # and works even if the row is gone by then (erased together with its lead).
+    message.dispatch_plan = (message.id, message.kind, message.send_after, closed)
     return message
 
 
@@ -120,18 +128,29 @@ def job_id_for(message_id: uuid.UUID, attempt_marker: str = "") -> str:
 
 
 def dispatch(message: OutboxMessage | uuid.UUID, delay: timedelta | None = None) -> bool:
-    """Enqueue a committed mail. Never raises: with Redis down the sweep sends it later."""
+    """Enqueue a committed mail. Never raises: with Redis down the sweep sends it later. A mail added
+    closed (never to be sent) is not enqueued."""
+    kind_name = None
     if isinstance(message, OutboxMessage):
-        message_id = message.id
+        message_id, kind_name, send_after, closed = getattr(message, "dispatch_plan", None) or (
+            message.id,
+            message.kind,
+            message.send_after,
+            message.closed_at is not None,
+        )
+        if closed:
+            return False
         if delay is None:
-            delay = max(message.send_after - utcnow(), timedelta(0))
+            delay = max(send_after - utcnow(), timedelta(0))
     else:
         message_id = message
-    return _enqueue(message_id, job_id_for(message_id), trigger="new", delay=delay or timedelta(0))
+    return _enqueue(message_id, job_id_for(message_id), trigger="new", delay=delay or timedelta(0), kind_name=kind_name)
 
 
-def _enqueue(message_id: uuid.UUID, job_id: str, trigger: str, delay: timedelta = timedelta(0)) -> bool:
-    fields = {"message_id": str(message_id), "job_id": job_id, "trigger": trigger}
+def _enqueue(
+    message_id: uuid.UUID, job_id: str, trigger: str, delay: timedelta = timedelta(0), kind_name: str | None = None
+) -> bool:
+    fields = {"kind": kind_name, "message_id": str(message_id), "job_id": job_id, "trigger": trigger}
     options = {
         "job_id": job_id,
         "retry": Retry(max=len(retry_intervals()), interval=retry_intervals()),
@@ -171,52 +190,71 @@ def _claimable(now: datetime):
 
 
 def _claim(message_id: uuid.UUID) -> list[OutboxMessage]:
-    """Take the row (and, for a batched kind, its unsent siblings for the same recipient) with a lease."""
+    """Take the row (and, for a batched kind, its unsent siblings for the same recipient) with a lease.
+
+    The claim hands back the rows it took (UPDATE … RETURNING), so no SELECT follows; builders get them as
+    plain, unattached objects."""
     now = utcnow()
     table = OutboxMessage.__table__
-    row = db.session.execute(sa.select(table.c.kind, table.c.recipient).where(table.c.id == message_id)).first()
-    if row is None or row.kind not in KINDS:
-        db.session.rollback()
-        return []
-    if KINDS[row.kind].batched:
-        # Every unsent row of this kind for this recipient goes in the same mail, including those that
-        # arrived while this one waited for its time.
-        which = sa.and_(table.c.kind == row.kind, table.c.recipient == row.recipient)
-    else:
-        which = table.c.id == message_id
-    claimed_ids = list(
+    lease = {"claimed_until": now + send_lease(), "attempts": table.c.attempts + 1}
+    own = (
         db.session.execute(
             sa.update(table)
-            .where(which, _claimable(now))
-            .values(claimed_until=now + send_lease(), attempts=table.c.attempts + 1)
-            .returning(table.c.id)
-        ).scalars()
+            .where(table.c.id == message_id, table.c.kind.in_(list(KINDS)), _claimable(now))
+            .values(**lease)
+            .returning(*table.c)
+        )
+        .mappings()
+        .first()
     )
+    rows = [own] if own is not None else []
+    if own is not None and KINDS[own["kind"]].batched:
+        # Every unsent row of this kind for this recipient goes in the same mail, including those that
+        # arrived while this one waited for its time.
+        rows += (
+            db.session.execute(
+                sa.update(table)
+                .where(
+                    table.c.kind == own["kind"],
+                    table.c.recipient == own["recipient"],
+                    table.c.id != message_id,
+                    _claimable(now),
+                )
+                .values(**lease)
+                .returning(*table.c)
+            )
+            .mappings()
+            .all()
+        )
     db.session.commit()
-    if not claimed_ids:
-        return []
-    messages = list(
-        db.session.execute(
-            sa.select(OutboxMessage).where(OutboxMessage.id.in_(claimed_ids)).order_by(OutboxMessage.created_at)
-        ).scalars()
-    )
-    return messages
+    return sorted((OutboxMessage(**row) for row in rows), key=lambda message: message.created_at)
 
 
-def _record_sent(message_ids: list[uuid.UUID]) -> None:
+def _record_sent(kind_name: str, message_ids: list[uuid.UUID]) -> None:
     now = utcnow()
     db.session.execute(
         sa.update(OutboxMessage.__table__)
         .where(OutboxMessage.__table__.c.id.in_(message_ids))
         .values(sent_at=now, due_at=None, claimed_until=None, last_error=None)
     )
-    db.session.commit()
-    for listener in SENT_LISTENERS:
+    # In the same transaction: what a kind keeps elsewhere never disagrees with the row.
+    for listener in SENT_LISTENERS.get(kind_name, ()):
         listener(message_ids, now)
+    db.session.commit()
 
 
-# Kinds that keep state elsewhere (the lead's "confirmation sent") listen here.
-SENT_LISTENERS: list[Callable[[list[uuid.UUID], datetime], None]] = []
+# Kinds that keep state elsewhere (the lead's "confirmation sent") listen here: kind -> listeners.
+SENT_LISTENERS: dict[str, list[Callable[[list[uuid.UUID], datetime], None]]] = {}
+
+
+def on_sent(kind_name: str):
+    """Register a listener called with the sent rows' ids, inside the transaction that records the send."""
+
+    def register(listener):
+        SENT_LISTENERS.setdefault(kind_name, []).append(listener)
+        return listener
+
+    return register
 
 
 def _record_closed(message_ids: list[uuid.UUID], reason: str) -> None:
@@ -302,8 +340,8 @@ def _send(message_id: uuid.UUID) -> str:
             _record_failure(ids, attempts, error)
             # RQ logs and stores what the job raised: give it the class, not the text (kept on the row).
             raise MailNotSent(f"{type(error).__name__} ({kind_name} {message_id}, attempt {attempts})") from None
-        _record_sent(ids)
-        log.info("mail sent", extra={"event": "mail_sent", **fields})
+        _record_sent(kind_name, ids)
+        log.info("mail sent (%s)", kind_name, extra={"event": "mail_sent", **fields})
         return "sent"
     finally:
         db.session.remove()
@@ -354,33 +392,37 @@ def retry_pending() -> int:
 
 
 def send_now(message_id: uuid.UUID) -> bool:
-    """Staff asked to (re)send an unsent mail: enqueue it now, whatever its backoff says."""
+    """Staff asked to (re)send an unsent mail: enqueue it now, whatever its backoff says. A mail closed
+    unsent (e.g. past the per-address cap) is opened again: staff decided it should go."""
     db.session.execute(
         sa.update(OutboxMessage)
-        .where(OutboxMessage.id == message_id, OutboxMessage.sent_at.is_(None), OutboxMessage.closed_at.is_(None))
-        .values(due_at=utcnow())
+        .where(OutboxMessage.id == message_id, OutboxMessage.sent_at.is_(None))
+        .values(due_at=utcnow(), closed_at=None, closed_reason=None)
     )
     db.session.commit()
     return _take_and_enqueue(message_id, due_before=utcnow(), trigger="staff") == 1
 
 
 def _take_and_enqueue(message_id: uuid.UUID, due_before: datetime, trigger: str) -> int:
-    taken = db.session.execute(
-        sa.update(OutboxMessage)
+    table = OutboxMessage.__table__.c
+    kind_name = db.session.execute(
+        sa.update(OutboxMessage.__table__)
         .where(
-            OutboxMessage.id == message_id,
-            OutboxMessage.sent_at.is_(None),
-            OutboxMessage.closed_at.is_(None),
-            OutboxMessage.due_at <= due_before,
+            table.id == message_id,
+            table.sent_at.is_(None),
+            table.closed_at.is_(None),
+            table.due_at <= due_before,
         )
         # Until the job has had its chance, no other sweep takes this row; a lost job is taken again later.
         .values(due_at=utcnow() + send_lease() + timedelta(seconds=retry_intervals()[0]))
-    ).rowcount
+        .returning(table.kind)
+    ).scalar()
     db.session.commit()
-    if taken != 1:
+    if kind_name is None:
         return 0
     # A fresh job id: the original job may still sit in RQ's failed registry.
-    if not _enqueue(message_id, job_id_for(message_id, f"-sweep-{uuid.uuid4().hex[:8]}"), trigger=trigger):
+    job_id = job_id_for(message_id, f"-sweep-{uuid.uuid4().hex[:8]}")
+    if not _enqueue(message_id, job_id, trigger=trigger, kind_name=kind_name):
         # Give it back so the next sweep tries again once Redis answers.
         db.session.execute(sa.update(OutboxMessage).where(OutboxMessage.id == message_id).values(due_at=utcnow()))
         db.session.commit()

@@ -26,6 +26,7 @@ from .models import (
     LeadStatusChange,
     LeadStatusCount,
     OrganizationSize,
+    OutboxMessage,
     User,
     utcnow,
 )
@@ -292,28 +293,34 @@ def _cards_for(lead_ids: list[uuid.UUID]) -> dict[uuid.UUID, Card]:
         if owner_ids
         else {}
     )
+    # Every shown lead's unsent confirmations in one query: open ones (waiting or failing) and capped ones.
+    mail_table = OutboxMessage.__table__.c
+    is_open = mail_table.closed_at.is_(None)
     unsent = db.session.execute(
         sa.select(
-            Booking.lead_id,
-            sa.func.max(Booking.confirmation_attempts),
-            sa.func.max(Booking.confirmation_last_error),
-            sa.func.count(Booking.confirmation_due_at),
+            mail_table.lead_id,
+            sa.func.max(sa.case((is_open, mail_table.attempts))),
+            sa.func.max(sa.case((is_open, mail_table.last_error))),
+            sa.func.count(sa.case((is_open, 1))),
+            sa.func.count(sa.case((mail_table.closed_reason == confirmations.CAPPED_REASON, 1))),
         )
-        .where(Booking.lead_id.in_(lead_ids), Booking.confirmation_sent_at.is_(None))
-        .group_by(Booking.lead_id)
+        .where(
+            mail_table.lead_id.in_(lead_ids),
+            mail_table.kind == confirmations.KIND,
+            mail_table.sent_at.is_(None),
+        )
+        .group_by(mail_table.lead_id)
     )
-    mail = {lead_id: (attempts, error, due) for lead_id, attempts, error, due in unsent}
+    mail = {lead_id: (attempts, error, due, capped) for lead_id, attempts, error, due, capped in unsent}
     cards = {}
     for lead in lead_rows:
-        attempts, error, due = mail.get(lead.id, (0, None, 0))
-        if lead.id not in mail:
-            state = "sent" if lead.confirmation_sent_at else "none"
-        elif attempts and error:
+        attempts, error, due, capped = mail.get(lead.id, (0, None, 0, 0))
+        if due and attempts and error:
             state = "failing"
         elif due:
             state = "pending"
-        elif error == confirmations.CAPPED:
-            state = "capped"
+        elif capped:
+            state, error = "capped", confirmations.CAPPED
         else:
             state = "sent" if lead.confirmation_sent_at else "none"
         cards[lead.id] = Card(
@@ -522,20 +529,28 @@ def status_history(lead_id: uuid.UUID) -> list[LeadStatusChange]:
 class BookingWithChanges:
     booking: Booking
     changed: dict[str, tuple[str | None, str | None]]  # field -> (before, after)
+    mail: OutboxMessage | None = None  # its confirmation, if one was ordered
 
     @property
     def mail_state(self) -> str:
-        return booking_mail_state(self.booking)
+        return booking_mail_state(self.mail)
+
+    @property
+    def mail_note(self) -> str | None:
+        """Why a capped confirmation did not go, in staff's words."""
+        return confirmations.CAPPED if confirmations.is_capped(self.mail) else None
 
 
-def booking_mail_state(booking: Booking) -> str:
-    """One booking's confirmation: "sent", "pending" (ordered, not sent yet), "capped" (never to be sent, with
-    the reason in confirmation_last_error, e.g. too many to one address) or "not_ordered"."""
-    if booking.confirmation_sent_at is not None:
+def booking_mail_state(mail: OutboxMessage | None) -> str:
+    """One booking's confirmation, from its outbox row: "sent", "pending" (ordered, not sent yet), "capped"
+    (never to be sent: too many to one address) or "not_ordered" (no row, or one closed for another reason)."""
+    if mail is None:
+        return "not_ordered"
+    if mail.sent_at is not None:
         return "sent"
-    if booking.confirmation_due_at is not None:
+    if mail.closed_at is None:
         return "pending"
-    return "capped" if booking.confirmation_last_error else "not_ordered"
+    return "capped" if confirmations.is_capped(mail) else "not_ordered"
 
 
 def booking_history(lead_id: uuid.UUID) -> list[BookingWithChanges]:
@@ -545,6 +560,7 @@ def booking_history(lead_id: uuid.UUID) -> list[BookingWithChanges]:
             sa.select(Booking).where(Booking.lead_id == lead_id).order_by(Booking.created_at, Booking.id)
         ).scalars()
     )
+    mails = confirmations.messages_for([booking.id for booking in bookings])
     history, previous = [], None
     for booking in bookings:
         changed = {}
@@ -553,7 +569,7 @@ def booking_history(lead_id: uuid.UUID) -> list[BookingWithChanges]:
                 before, after = getattr(previous, name), getattr(booking, name)
                 if before != after:
                     changed[name] = (before, after)
-        history.append(BookingWithChanges(booking=booking, changed=changed))
+        history.append(BookingWithChanges(booking=booking, changed=changed, mail=mails.get(booking.id)))
         previous = booking
     return list(reversed(history))
 
@@ -660,12 +676,9 @@ def validate_staff_lead(raw: Mapping[str, object]) -> tuple[ContactDetails, Lead
 def create_by_staff(details: ContactDetails, source: object, send_confirmation: bool) -> leads.BookingResult:
     """A lead from the phone, an event or a referral: the same upsert as the public form, no rate limit."""
     channel = staff_source(source)
-    result = leads.book_demo(
+    return leads.book_demo(
         details, ip_address=None, source=channel, with_confirmation=send_confirmation, by_staff=True
     )
-    if result.mail_due:
-        confirmations.dispatch_confirmation(result.booking_id)
-    return result
 
 
 def erase(lead_id: uuid.UUID, by: User) -> set[uuid.UUID]:
@@ -721,7 +734,10 @@ def latest_booking(lead_id: uuid.UUID) -> Booking | None:
 def confirmation_to_resend(lead_id: uuid.UUID) -> Booking | None:
     """What «Send bekreftelsen nå» sends: the latest booking's confirmation, while it is unsent."""
     booking = latest_booking(lead_id)
-    return booking if booking is not None and booking.confirmation_sent_at is None else None
+    if booking is None:
+        return None
+    mail = confirmations.message_for(booking.id)
+    return booking if mail is None or mail.sent_at is None else None
 
 
 EXPORT_COLUMNS = (

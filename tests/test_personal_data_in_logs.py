@@ -198,6 +198,6 @@ def test_a_full_run_writes_no_personal_data_to_any_log(
     # The run did log what it should: otherwise finding nothing would prove nothing.
     assert "Invalid request" in web_text, "gunicorn logged the malformed request"
     assert re.search(r"demo (re)?booked", web_text), "the app logged the bookings"
-    assert worker_text.count("confirmation sent") == 3, "the worker logged the mails"
+    assert worker_text.count("mail sent (confirmation)") == 3, "the worker logged the mails"
     assert_free_of_personal_data("web and gunicorn", web_text)
     assert_free_of_personal_data("worker", worker_text)

@@ -58,7 +58,6 @@ from markupsafe import escape
 from werkzeug.routing import Rule
 from wtforms.fields.core import UnboundField
 
-from meander_site.confirmations import confirmation_queue
 from meander_site.extensions import db, limiter
 from meander_site.leads import MAX_LENGTHS, MULTILINE_FIELDS, REQUIRED_FIELDS, can_move
 from meander_site.models import (
@@ -71,6 +70,7 @@ from meander_site.models import (
     LeadStatusCount,
     OrganizationSize,
 )
+from meander_site.outbox import mail_queue
 from meander_site.sales import EXPORT_COLUMNS, LOST_REASONS, MAX_NOTE_LENGTH
 
 SETTINGS = settings(
@@ -423,7 +423,7 @@ class SiteMachine(RuleBasedStateMachine):
                 db.session.execute(sa.delete(model))
             db.session.commit()
             limiter.reset()
-            confirmation_queue().empty()
+            mail_queue().empty()
         limiter._storage_dead = False  # as the app fixture does: start on Redis, not on a memory fallback
         self.limiter_trouble_before = LIMITER_TROUBLE.count
         self.public = self.app.test_client()

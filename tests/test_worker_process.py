@@ -12,9 +12,10 @@ from helpers import wait_until
 from redis import Redis
 from rq import Worker
 
+from meander_site import confirmations
 from meander_site.embedded import EmbeddedRedis
 from meander_site.extensions import db
-from meander_site.models import Booking
+from meander_site.models import OutboxMessage
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -99,7 +100,11 @@ def test_booking_during_redis_outage_is_mailed_after_redis_returns_and_worker_su
 
     def unsent_count():
         with booking_app.app_context():
-            return db.session.scalar(db.select(db.func.count()).where(Booking.confirmation_sent_at.is_(None)))
+            return db.session.scalar(
+                db.select(db.func.count()).where(
+                    OutboxMessage.kind == confirmations.KIND, OutboxMessage.sent_at.is_(None)
+                )
+            )
 
     # SMTP accepted before the worker records it: wait for the commit.
     wait_until(lambda: unsent_count() == 0, 10, "every confirmation recorded as sent")

@@ -1,6 +1,6 @@
 from flask import abort, current_app, render_template, request, url_for
 
-from .. import confirmations, leads
+from .. import leads
 from ..client_ip import client_ip
 from ..extensions import limiter
 from ..htmx import is_htmx_request, redirect_after_post
@@ -40,8 +40,6 @@ def book_demo():
     except leads.LeadValidationError as error:
         return render_booking_form(form, errors=error.errors, status=422)
     booking = leads.book_demo(details, ip_address=client_ip())
-    if booking.mail_due:
-        confirmations.dispatch_confirmation(booking.booking_id)
     if booking.is_rebooking:
         # Whoever knows an address can book with it: only its mailbox gets the link to what is stored.
         return redirect_after_post(url_for("public.booking_received"))
