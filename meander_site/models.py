@@ -122,6 +122,7 @@ class Lead(db.Model):
         # «Forfaller først» per column, and the owner filters.
         sa.Index("idx_lead_status_next_step_due_at", "status", "next_step_due_at"),
         sa.Index("idx_lead_owner_id", "owner_id"),
+        sa.Index("idx_lead_first_utm_campaign", "first_utm_campaign"),
         enum_check("status", LeadStatus),
         enum_check("source", LeadSource),
         enum_check("organization_size", OrganizationSize, nullable=True),
@@ -157,6 +158,21 @@ class Lead(db.Model):
     owner_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
     next_step: Mapped[str | None] = mapped_column(sa.String(200))
     next_step_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Attribution (attribution.py): the campaign and referring site of the first booking, never overwritten,
+    # and of the latest one; when a lead had to be contacted by, as promised on the confirmation page.
+    first_utm_source: Mapped[str | None] = mapped_column(sa.String(100))
+    first_utm_medium: Mapped[str | None] = mapped_column(sa.String(100))
+    first_utm_campaign: Mapped[str | None] = mapped_column(sa.String(100))
+    first_utm_term: Mapped[str | None] = mapped_column(sa.String(100))
+    first_utm_content: Mapped[str | None] = mapped_column(sa.String(100))
+    first_referrer_host: Mapped[str | None] = mapped_column(sa.String(253))
+    latest_utm_source: Mapped[str | None] = mapped_column(sa.String(100))
+    latest_utm_medium: Mapped[str | None] = mapped_column(sa.String(100))
+    latest_utm_campaign: Mapped[str | None] = mapped_column(sa.String(100))
+    latest_utm_term: Mapped[str | None] = mapped_column(sa.String(100))
+    latest_utm_content: Mapped[str | None] = mapped_column(sa.String(100))
+    latest_referrer_host: Mapped[str | None] = mapped_column(sa.String(253))
+    first_contact_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     bookings: Mapped[list["Booking"]] = relationship(
         back_populates="lead", order_by="Booking.created_at", cascade="all, delete-orphan", passive_deletes=True
@@ -237,6 +253,13 @@ class Booking(db.Model):
     # Staff took this submission's details over onto the lead («Bruk disse opplysningene»).
     details_applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     details_applied_by_name: Mapped[str | None] = mapped_column(sa.String(100))
+    # Where the prospect came from: the URL's campaign parameters and the referring site's host.
+    utm_source: Mapped[str | None] = mapped_column(sa.String(100))
+    utm_medium: Mapped[str | None] = mapped_column(sa.String(100))
+    utm_campaign: Mapped[str | None] = mapped_column(sa.String(100))
+    utm_term: Mapped[str | None] = mapped_column(sa.String(100))
+    utm_content: Mapped[str | None] = mapped_column(sa.String(100))
+    referrer_host: Mapped[str | None] = mapped_column(sa.String(253))
 
     lead: Mapped[Lead] = relationship(back_populates="bookings")
 
@@ -291,6 +314,7 @@ class LeadStatusChange(db.Model):
     __tablename__ = "lead_status_changes"
     __table_args__ = (
         sa.Index("idx_status_change_lead_id_changed_at", "lead_id", "changed_at"),
+        sa.Index("idx_status_change_lead_id_to_status", "lead_id", "to_status", "changed_at"),
         enum_check("from_status", LeadStatus),
         enum_check("to_status", LeadStatus),
     )
