@@ -1,0 +1,483 @@
+"""Conversion report queries: the funnel, conversion by segment, timings, speed-to-lead, lost reasons, weeks.
+
+Every number is an SQL aggregate over the leads of a period (by arrival date, Oslo time) and the board's
+filters; no lead is loaded into Python. The funnel reads the status history, so a lead that skipped a stage
+counts as having passed it. Percentiles: PostgreSQL's percentile_cont; SQLite has none, so there the same
+interpolation is done with window functions (row number and count per group).
+"""
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time, timedelta
+
+import sqlalchemy as sa
+
+from . import leads
+from .business_days import OSLO, oslo_today
+from .extensions import db
+from .models import Booking, Lead, LeadSource, LeadStatus, LeadStatusChange, OrganizationSize, utcnow
+from .sales import LOST_REASONS, BoardFilter
+
+PERIODS = {
+    "month": "Denne måneden",
+    "30d": "Siste 30 dager",
+    "quarter": "Dette kvartalet",
+    "year": "I år",
+    "custom": "Fra–til",
+}
+DEFAULT_PERIOD = "year"
+WEEKS_SHOWN = 26
+FUNNEL_STAGES = leads.PIPELINE_ORDER  # Ny → Kontaktet → Kvalifisert → Demo avtalt → Kunde
+STAGE_RANK = {status.value: rank for rank, status in enumerate(FUNNEL_STAGES)}
+TIMING_LABELS = {
+    "to_first_contact": "Til første kontakt",
+    "to_demo": "Til demo avtalt",
+    "to_customer": "Til kunde",
+}
+NO_CAMPAIGN = "(ingen kampanje)"
+NO_SIZE = "(ikke oppgitt)"
+CAMPAIGN_CHOICES_LIMIT = 200
+
+
+# --- the period and the filters --------------------------------------------------------------------------
+
+
+def _parse_day(value: object) -> date | None:
+    try:
+        return date.fromisoformat(value) if isinstance(value, str) and value else None
+    except ValueError:
+        return None
+
+
+def _oslo_midnight(day: date) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=OSLO).astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class ReportFilter:
+    """The report's period (by arrival date) and the board's filters, read from the query string."""
+
+    period: str = DEFAULT_PERIOD
+    date_from: date | None = None
+    date_to: date | None = None
+    board_filter: BoardFilter = field(default_factory=BoardFilter)
+    errors: tuple[str, ...] = ()
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, str], viewer_id: uuid.UUID | None = None) -> "ReportFilter":
+        # Only the filters that describe leads, not the board's search, period, overdue or column order.
+        full = BoardFilter.from_args(args, viewer_id=viewer_id)
+        board_filter = replace(full, q="", period="", overdue="", sorts=())
+        period = args.get("period") if args.get("period") in PERIODS else DEFAULT_PERIOD
+        date_from, date_to, errors = None, None, []
+        if period == "custom":
+            date_from, date_to = _parse_day(args.get("from")), _parse_day(args.get("to"))
+            if date_from is None or date_to is None:
+                errors.append("Velg både fra- og til-dato, for eksempel 01.01.2026 og 31.03.2026. Viser i år.")
+            elif date_from > date_to:
+                errors.append("Fra-datoen ligger etter til-datoen. Bytt dem om. Viser i år.")
+            elif date_from.year < 2000 or date_to.year > 2999:
+                errors.append("Velg datoer mellom år 2000 og 2999. Viser i år.")
+            if errors:
+                period, date_from, date_to = DEFAULT_PERIOD, None, None
+        return cls(period=period, date_from=date_from, date_to=date_to, board_filter=board_filter, errors=tuple(errors))
+
+    def days(self, now: datetime | None = None) -> tuple[date, date]:
+        """The first and last Oslo day of the period (inclusive)."""
+        today = oslo_today(now)
+        if self.period == "custom":
+            return self.date_from, self.date_to
+        if self.period == "month":
+            return today.replace(day=1), today
+        if self.period == "30d":
+            return today - timedelta(days=29), today
+        if self.period == "quarter":
+            return date(today.year, 3 * ((today.month - 1) // 3) + 1, 1), today
+        return date(today.year, 1, 1), today
+
+    def bounds(self, now: datetime | None = None) -> tuple[datetime, datetime]:
+        """The period as UTC instants [start, end): Oslo midnights, so summer time is no concern."""
+        first, last = self.days(now)
+        return _oslo_midnight(first), _oslo_midnight(last + timedelta(days=1))
+
+    def lead_conditions(self) -> list:
+        return self.board_filter.conditions()
+
+    def conditions(self, now: datetime | None = None) -> list:
+        start, end = self.bounds(now)
+        return [Lead.created_at >= start, Lead.created_at < end, *self.lead_conditions()]
+
+    def as_args(self) -> dict[str, str]:
+        args = {"period": self.period, **self.board_filter.as_args()}
+        if self.period == "custom":
+            args.update({"from": self.date_from.isoformat(), "to": self.date_to.isoformat()})
+        return args
+
+
+# --- SQL helpers per dialect -------------------------------------------------------------------------------
+
+
+def _dialect() -> str:
+    return db.session.get_bind().dialect.name
+
+
+def _seconds_between(later, earlier):
+    if _dialect() == "postgresql":
+        return sa.extract("epoch", later - earlier)
+    # SQLite keeps "YYYY-MM-DD HH:MM:SS.ffffff" in UTC; julianday reads it as days.
+    return (sa.func.julianday(later) - sa.func.julianday(earlier)) * 86400.0
+
+
+def _rank(column):
+    """A status's place in the funnel; «Tapt» has none (-1)."""
+    return sa.case(STAGE_RANK, value=column, else_=-1)
+
+
+def _greatest(*expressions):
+    result = expressions[0]
+    for expression in expressions[1:]:
+        result = sa.case((expression > result, expression), else_=result)
+    return result
+
+
+def _percentiles(samples, fractions=(0.5, 0.75)) -> dict[str, list[float | None]]:
+    """Per group of `samples` (a subquery with columns `grp` and `value`), percentile_cont of each fraction."""
+    if _dialect() == "postgresql":
+        columns = [
+            sa.func.percentile_cont(fraction).within_group(samples.c.value).label(f"p{index}")
+            for index, fraction in enumerate(fractions)
+        ]
+        rows = db.session.execute(sa.select(samples.c.grp, *columns).group_by(samples.c.grp))
+        return {row[0]: [float(value) if value is not None else None for value in row[1:]] for row in rows}
+    # Window functions: position i (0-based) of n sorted values; percentile_cont interpolates between
+    # the values at floor((n-1)·p) and the next one.
+    ranked = sa.select(
+        samples.c.grp,
+        samples.c.value,
+        (sa.func.row_number().over(partition_by=samples.c.grp, order_by=samples.c.value) - 1).label("i"),
+        sa.func.count().over(partition_by=samples.c.grp).label("n"),
+    ).subquery()
+    columns = []
+    for fraction in fractions:
+        position = (ranked.c.n - 1) * fraction
+        lower = sa.cast(position, sa.Integer)
+        weight = position - lower
+        columns.append(
+            sa.func.sum(
+                sa.case(
+                    (ranked.c.i == lower, ranked.c.value * (1 - weight)),
+                    (ranked.c.i == lower + 1, ranked.c.value * weight),
+                    else_=0.0,
+                )
+            )
+        )
+    rows = db.session.execute(sa.select(ranked.c.grp, *columns).group_by(ranked.c.grp))
+    return {row[0]: [float(value) if value is not None else None for value in row[1:]] for row in rows}
+
+
+# --- the report --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class FunnelStep:
+    status: LeadStatus
+    count: int
+    step_rate: float | None  # share of the step before
+    overall_rate: float | None  # share of the leads that arrived
+
+
+@dataclass
+class Segment:
+    key: str
+    label: str
+    leads: int
+    converted: int
+    lost: int
+
+    @property
+    def conversion_rate(self) -> float | None:
+        return self.converted / self.leads if self.leads else None
+
+    @property
+    def lost_rate(self) -> float | None:
+        return self.lost / self.leads if self.leads else None
+
+
+@dataclass
+class Timing:
+    key: str
+    label: str
+    median_days: float | None
+    p75_days: float | None
+
+
+@dataclass
+class Week:
+    starts_on: date
+    new_leads: int
+    bookings: int
+
+
+@dataclass
+class Report:
+    report_filter: ReportFilter
+    first_day: date
+    last_day: date
+    arrived: int
+    funnel: list[FunnelStep]
+    promise_kept: int
+    promise_due: int
+    by_source: list[Segment]
+    by_campaign: list[Segment]
+    by_size: list[Segment]
+    timings: list[Timing]
+    stage_medians: list[Timing]
+    lost_reasons: list[tuple[str, int]]
+    weeks: list[Week]
+
+    @property
+    def promise_rate(self) -> float | None:
+        return self.promise_kept / self.promise_due if self.promise_due else None
+
+    @property
+    def lost_total(self) -> int:
+        return sum(count for _, count in self.lost_reasons)
+
+
+def _journeys(report_filter: ReportFilter, now: datetime):
+    """One row per lead of the period: its status, arrival, promise and the milestones of its history."""
+    lead_set = (
+        sa.select(Lead.id, Lead.status, Lead.created_at, Lead.first_contact_due_at)
+        .where(*report_filter.conditions(now))
+        .cte("lead_set")
+    )
+    change = LeadStatusChange.__table__.c
+    left_new = change.from_status == LeadStatus.NEW.value
+    return (
+        sa.select(
+            lead_set.c.id,
+            lead_set.c.status,
+            lead_set.c.created_at,
+            lead_set.c.first_contact_due_at,
+            sa.func.max(_greatest(_rank(change.from_status), _rank(change.to_status))).label("history_rank"),
+            # The first move out of «Ny» (to anywhere: the speed-to-lead promise) …
+            sa.func.min(sa.case((left_new, change.changed_at))).label("left_new_at"),
+            # … and the first contact: out of «Ny» forward, not straight to «Tapt».
+            sa.func.min(
+                sa.case((sa.and_(left_new, change.to_status != LeadStatus.LOST.value), change.changed_at))
+            ).label("first_contact_at"),
+            sa.func.min(sa.case((_rank(change.to_status) >= STAGE_RANK["demo_scheduled"], change.changed_at))).label(
+                "demo_at"
+            ),
+            sa.func.min(sa.case((change.to_status == LeadStatus.CONVERTED.value, change.changed_at))).label(
+                "converted_at"
+            ),
+        )
+        .select_from(lead_set.outerjoin(LeadStatusChange.__table__, change.lead_id == lead_set.c.id))
+        .group_by(lead_set.c.id, lead_set.c.status, lead_set.c.created_at, lead_set.c.first_contact_due_at)
+        .subquery("journeys")
+    )
+
+
+def _funnel(journeys, now: datetime) -> tuple[int, list[FunnelStep], int, int]:
+    reached = _greatest(_rank(journeys.c.status), sa.func.coalesce(journeys.c.history_rank, -1))
+    counts = [sa.func.count()] + [
+        sa.func.coalesce(sa.func.sum(sa.case((reached >= rank, 1), else_=0)), 0)
+        for rank in range(1, len(FUNNEL_STAGES))
+    ]
+    due = journeys.c.first_contact_due_at
+    promise_kept = sa.func.coalesce(sa.func.sum(sa.case((journeys.c.left_new_at <= due, 1), else_=0)), 0)
+    # Decided: answered already, or the deadline has passed. A lead still inside its day is not counted yet.
+    promise_due = sa.func.coalesce(
+        sa.func.sum(
+            sa.case((sa.and_(due.is_not(None), sa.or_(journeys.c.left_new_at.is_not(None), due < now)), 1), else_=0)
+        ),
+        0,
+    )
+    row = db.session.execute(sa.select(*counts, promise_kept, promise_due)).one()
+    stage_counts = [int(value) for value in row[: len(FUNNEL_STAGES)]]
+    arrived = stage_counts[0]
+    funnel = []
+    for index, status in enumerate(FUNNEL_STAGES):
+        count = stage_counts[index]
+        before = stage_counts[index - 1] if index else None
+        funnel.append(
+            FunnelStep(
+                status=status,
+                count=count,
+                step_rate=(count / before if before else None) if index else None,
+                overall_rate=count / arrived if arrived else None,
+            )
+        )
+    return arrived, funnel, int(row[-2]), int(row[-1])
+
+
+def _timings(journeys) -> list[Timing]:
+    samples = sa.union_all(
+        *(
+            sa.select(
+                sa.literal(key).label("grp"), _seconds_between(journeys.c[column], journeys.c.created_at).label("value")
+            ).where(journeys.c[column].is_not(None))
+            for key, column in (
+                ("to_first_contact", "first_contact_at"),
+                ("to_demo", "demo_at"),
+                ("to_customer", "converted_at"),
+            )
+        )
+    ).subquery("samples")
+    values = _percentiles(samples)
+    return [_timing(key, label, values.get(key)) for key, label in TIMING_LABELS.items()]
+
+
+def _timing(key: str, label: str, values: list[float | None] | None) -> Timing:
+    median, p75 = values or (None, None)
+    return Timing(
+        key=key,
+        label=label,
+        median_days=median / 86400 if median is not None else None,
+        p75_days=p75 / 86400 if p75 is not None else None,
+    )
+
+
+def _stage_medians(report_filter: ReportFilter, now: datetime) -> list[Timing]:
+    """Median time spent in each stage a lead has left: from entering it (arrival or the move before) to leaving."""
+    change = LeadStatusChange.__table__.c
+    entered = sa.func.lag(change.changed_at).over(partition_by=change.lead_id, order_by=change.changed_at)
+    stays = (
+        sa.select(
+            change.from_status.label("grp"),
+            _seconds_between(change.changed_at, sa.func.coalesce(entered, Lead.created_at)).label("value"),
+        )
+        .select_from(LeadStatusChange.__table__.join(Lead, Lead.id == change.lead_id))
+        .where(*report_filter.conditions(now))
+        .subquery("stays")
+    )
+    values = _percentiles(stays, fractions=(0.5,))
+    medians = []
+    for status in FUNNEL_STAGES[:-1]:
+        median = (values.get(status.value) or [None])[0]
+        medians.append(
+            Timing(
+                key=status.value,
+                label=status.label,
+                median_days=median / 86400 if median is not None else None,
+                p75_days=None,
+            )
+        )
+    return medians
+
+
+def _segments(report_filter: ReportFilter, now: datetime, column, labels: Mapping[str, str], none_label: str):
+    converted = sa.func.sum(sa.case((Lead.status == LeadStatus.CONVERTED.value, 1), else_=0))
+    lost = sa.func.sum(sa.case((Lead.status == LeadStatus.LOST.value, 1), else_=0))
+    rows = db.session.execute(
+        sa.select(column, sa.func.count(), converted, lost)
+        .where(*report_filter.conditions(now))
+        .group_by(column)
+        .order_by(sa.func.count().desc(), column)
+    )
+    return [
+        Segment(
+            key=key or "",
+            label=labels.get(key, key) if key else none_label,
+            leads=int(count),
+            converted=int(converted_count or 0),
+            lost=int(lost_count or 0),
+        )
+        for key, count, converted_count, lost_count in rows
+    ]
+
+
+def _lost_reasons(report_filter: ReportFilter, now: datetime) -> list[tuple[str, int]]:
+    change = LeadStatusChange.__table__.c
+    rows = db.session.execute(
+        sa.select(change.reason, sa.func.count())
+        .select_from(LeadStatusChange.__table__.join(Lead, Lead.id == change.lead_id))
+        .where(change.to_status == LeadStatus.LOST.value, *report_filter.conditions(now))
+        .group_by(change.reason)
+        .order_by(sa.func.count().desc())
+    )
+    return [
+        (LOST_REASONS.get(reason, "Ikke oppgitt") if reason else "Ikke oppgitt", int(count)) for reason, count in rows
+    ]
+
+
+def week_starts(now: datetime, weeks: int = WEEKS_SHOWN) -> list[date]:
+    """The Mondays (Oslo) of the last `weeks` weeks, this one included, oldest first."""
+    today = oslo_today(now)
+    this_monday = today - timedelta(days=today.weekday())
+    return [this_monday - timedelta(weeks=weeks - 1 - index) for index in range(weeks)]
+
+
+def _week_index(column, boundaries: list[datetime]):
+    """Which week an instant falls in, as a CASE over the weeks' Oslo-midnight boundaries (summer time included)."""
+    return sa.case(
+        *((column < boundary, index) for index, boundary in enumerate(boundaries[1:])), else_=len(boundaries) - 1
+    )
+
+
+def _weeks(report_filter: ReportFilter, now: datetime) -> list[Week]:
+    """New leads and bookings per week over the last 26 weeks, with the board's filters (not the period)."""
+    mondays = week_starts(now)
+    boundaries = [_oslo_midnight(monday) for monday in mondays] + [_oslo_midnight(mondays[-1] + timedelta(weeks=1))]
+    filters = report_filter.lead_conditions()
+    lead_week = _week_index(Lead.created_at, boundaries)
+    new_leads = dict(
+        db.session.execute(
+            sa.select(lead_week, sa.func.count())
+            .where(Lead.created_at >= boundaries[0], Lead.created_at < boundaries[-1], *filters)
+            .group_by(lead_week)
+        ).all()
+    )
+    booking_week = _week_index(Booking.created_at, boundaries)
+    booking_query = sa.select(booking_week, sa.func.count()).where(
+        Booking.created_at >= boundaries[0], Booking.created_at < boundaries[-1]
+    )
+    if filters:
+        booking_query = booking_query.join(Lead, Lead.id == Booking.lead_id).where(*filters)
+    bookings = dict(db.session.execute(booking_query.group_by(booking_week)).all())
+    return [
+        Week(starts_on=monday, new_leads=int(new_leads.get(index, 0)), bookings=int(bookings.get(index, 0)))
+        for index, monday in enumerate(mondays)
+    ]
+
+
+def build(report_filter: ReportFilter, now: datetime | None = None) -> Report:
+    now = now or utcnow()
+    first_day, last_day = report_filter.days(now)
+    journeys = _journeys(report_filter, now)
+    arrived, funnel, promise_kept, promise_due = _funnel(journeys, now)
+    sizes = {value: label for value, label in OrganizationSize.choices()}
+    return Report(
+        report_filter=report_filter,
+        first_day=first_day,
+        last_day=last_day,
+        arrived=arrived,
+        funnel=funnel,
+        promise_kept=promise_kept,
+        promise_due=promise_due,
+        by_source=_segments(report_filter, now, Lead.source, dict(LeadSource.choices()), "Ukjent"),
+        by_campaign=_segments(report_filter, now, Lead.first_utm_campaign, {}, NO_CAMPAIGN),
+        by_size=_segments(report_filter, now, Lead.organization_size, sizes, NO_SIZE),
+        timings=_timings(journeys),
+        stage_medians=_stage_medians(report_filter, now),
+        lost_reasons=_lost_reasons(report_filter, now),
+        weeks=_weeks(report_filter, now),
+    )
+
+
+def campaign_choices(chosen: str = "") -> list[str]:
+    """The campaigns leads came from (first touch), for the filters; the chosen one always among them."""
+    values = list(
+        db.session.execute(
+            sa.select(Lead.first_utm_campaign)
+            .where(Lead.first_utm_campaign.is_not(None))
+            .group_by(Lead.first_utm_campaign)
+            .order_by(Lead.first_utm_campaign)
+            .limit(CAMPAIGN_CHOICES_LIMIT)
+        ).scalars()
+    )
+    if chosen and chosen not in values:
+        values.append(chosen)
+    return values
