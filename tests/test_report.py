@@ -263,3 +263,38 @@ def test_the_report_needs_a_signed_in_salesperson(app, client):
     response = client.get("/pipeline/report")
 
     assert response.status_code in (302, 303) and "/login" in response.headers["Location"]
+
+
+def test_demo_data_gives_a_meaningful_report_with_campaigns_stage_times_and_lost_reasons(app, staff_client):
+    result = app.test_cli_runner().invoke(args=["demo-data", "--leads", "400"])
+    assert result.exit_code == 0, result.output
+
+    with app.app_context():
+        report = reports.build(
+            reports.ReportFilter.from_args({"period": "custom", "from": "2000-01-01", "to": "2999-12-31"})
+        )
+        website_campaigns = db.session.execute(
+            sa.select(sa.func.count()).select_from(Lead).where(Lead.first_utm_campaign.is_not(None))
+        ).scalar_one()
+        staff_typed_with_campaign = db.session.execute(
+            sa.select(sa.func.count())
+            .select_from(Lead)
+            .where(Lead.source != "website", Lead.first_utm_campaign.is_not(None))
+        ).scalar_one()
+        bookings_with_campaign = db.session.execute(
+            sa.select(sa.func.count()).select_from(Booking).where(Booking.utm_campaign.is_not(None))
+        ).scalar_one()
+
+    assert report.arrived == 400
+    counts = [step.count for step in report.funnel]
+    assert counts == sorted(counts, reverse=True) and counts[-1] > 0
+    assert website_campaigns > 40 and staff_typed_with_campaign == 0
+    assert bookings_with_campaign == website_campaigns
+    assert len(report.by_campaign) > 3
+    assert all(timing.median_days for timing in report.timings)
+    assert all(stage.median_days for stage in report.stage_medians)
+    assert len(report.lost_reasons) >= 4
+    assert report.promise_due > 0 and 0 < report.promise_rate < 1
+    assert sum(week.new_leads for week in report.weeks) > 100
+    page = staff_client.get("/pipeline/report").get_data(as_text=True)
+    assert "likepersoner-sok" in page or "vinter" in page
