@@ -173,6 +173,20 @@ class Lead(db.Model):
     latest_utm_content: Mapped[str | None] = mapped_column(sa.String(100))
     latest_referrer_host: Mapped[str | None] = mapped_column(sa.String(253))
     first_contact_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The lead's journey, kept by a database trigger on every status change (migration 0008), so the report
+    # reads one row per lead: the furthest stage reached (a skipped stage counts as passed), when it first
+    # left «Ny», first made contact, reached «Demo avtalt» and «Kunde», why it was lost, and how long it spent
+    # in each stage it has left.
+    funnel_rank: Mapped[int] = mapped_column(sa.SmallInteger, default=0, server_default="0")
+    left_new_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    first_contact_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    demo_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    converted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lost_reason: Mapped[str | None] = mapped_column(sa.String(40))
+    new_stage_seconds: Mapped[float | None] = mapped_column(sa.Float)
+    contacted_stage_seconds: Mapped[float | None] = mapped_column(sa.Float)
+    qualified_stage_seconds: Mapped[float | None] = mapped_column(sa.Float)
+    demo_stage_seconds: Mapped[float | None] = mapped_column(sa.Float)
 
     bookings: Mapped[list["Booking"]] = relationship(
         back_populates="lead", order_by="Booking.created_at", cascade="all, delete-orphan", passive_deletes=True

@@ -1,9 +1,11 @@
 """Conversion report queries: the funnel, conversion by segment, timings, speed-to-lead, lost reasons, weeks.
 
 Every number is an SQL aggregate over the leads of a period (by arrival date, Oslo time) and the board's
-filters; no lead is loaded into Python. The funnel reads the status history, so a lead that skipped a stage
-counts as having passed it. Percentiles: PostgreSQL's percentile_cont; SQLite has none, so there the same
-interpolation is done with window functions (row number and count per group).
+filters; no lead is loaded into Python. The funnel and the timings come from the status history, through
+the journey columns a database trigger keeps on each lead as moves are recorded (migration 0008): a lead
+that skipped a stage counts as having passed it, and the report reads one row per lead rather than the whole
+history. Percentiles: PostgreSQL's percentile_cont; SQLite has none, so there the same interpolation is done
+with window functions (row number and count per group).
 """
 
 import uuid
@@ -16,7 +18,7 @@ import sqlalchemy as sa
 from . import leads
 from .business_days import OSLO, oslo_today
 from .extensions import db
-from .models import Booking, Lead, LeadSource, LeadStatus, LeadStatusChange, OrganizationSize, utcnow
+from .models import Booking, Lead, LeadSource, LeadStatus, OrganizationSize, utcnow
 from .sales import LOST_REASONS, BoardFilter
 
 PERIODS = {
@@ -245,58 +247,76 @@ class Report:
         return sum(count for _, count in self.lost_reasons)
 
 
-def _journeys(report_filter: ReportFilter, now: datetime):
-    """One row per lead of the period: its status, arrival, promise and the milestones of its history."""
-    lead_set = (
-        sa.select(Lead.id, Lead.status, Lead.created_at, Lead.first_contact_due_at)
-        .where(*report_filter.conditions(now))
-        .cte("lead_set")
-    )
-    change = LeadStatusChange.__table__.c
-    left_new = change.from_status == LeadStatus.NEW.value
-    return (
-        sa.select(
-            lead_set.c.id,
-            lead_set.c.status,
-            lead_set.c.created_at,
-            lead_set.c.first_contact_due_at,
-            sa.func.max(_greatest(_rank(change.from_status), _rank(change.to_status))).label("history_rank"),
-            # The first move out of «Ny» (to anywhere: the speed-to-lead promise) …
-            sa.func.min(sa.case((left_new, change.changed_at))).label("left_new_at"),
-            # … and the first contact: out of «Ny» forward, not straight to «Tapt».
-            sa.func.min(
-                sa.case((sa.and_(left_new, change.to_status != LeadStatus.LOST.value), change.changed_at))
-            ).label("first_contact_at"),
-            sa.func.min(sa.case((_rank(change.to_status) >= STAGE_RANK["demo_scheduled"], change.changed_at))).label(
-                "demo_at"
-            ),
-            sa.func.min(sa.case((change.to_status == LeadStatus.CONVERTED.value, change.changed_at))).label(
-                "converted_at"
-            ),
-        )
-        .select_from(lead_set.outerjoin(LeadStatusChange.__table__, change.lead_id == lead_set.c.id))
-        .group_by(lead_set.c.id, lead_set.c.status, lead_set.c.created_at, lead_set.c.first_contact_due_at)
-        .subquery("journeys")
-    )
+# What is measured per lead, from the journey columns the status-change trigger keeps (migration 0008).
+def _measures() -> dict[str, object]:
+    return {
+        "to_first_contact": _seconds_between(Lead.first_contact_at, Lead.created_at),
+        "to_demo": _seconds_between(Lead.demo_at, Lead.created_at),
+        "to_customer": _seconds_between(Lead.converted_at, Lead.created_at),
+        LeadStatus.NEW.value: Lead.new_stage_seconds,
+        LeadStatus.CONTACTED.value: Lead.contacted_stage_seconds,
+        LeadStatus.QUALIFIED.value: Lead.qualified_stage_seconds,
+        LeadStatus.DEMO_SCHEDULED.value: Lead.demo_stage_seconds,
+    }
 
 
-def _funnel(journeys, now: datetime) -> tuple[int, list[FunnelStep], int, int]:
-    reached = _greatest(_rank(journeys.c.status), sa.func.coalesce(journeys.c.history_rank, -1))
+def _fractions(key: str) -> tuple[float, ...]:
+    return (0.5, 0.75) if key in TIMING_LABELS else (0.5,)
+
+
+def _summary(report_filter: ReportFilter, now: datetime) -> tuple[list[int], int, int, dict[str, list[float | None]]]:
+    """One pass over the period's leads: the funnel, the promise, and (PostgreSQL) every percentile.
+
+    A lead's furthest stage is the greater of its journey's rank and its status's: a skipped stage counts.
+    """
+    reached = _greatest(_rank(Lead.status), Lead.funnel_rank)
     counts = [sa.func.count()] + [
         sa.func.coalesce(sa.func.sum(sa.case((reached >= rank, 1), else_=0)), 0)
         for rank in range(1, len(FUNNEL_STAGES))
     ]
-    due = journeys.c.first_contact_due_at
-    promise_kept = sa.func.coalesce(sa.func.sum(sa.case((journeys.c.left_new_at <= due, 1), else_=0)), 0)
+    due = Lead.first_contact_due_at
+    promise_kept = sa.func.coalesce(sa.func.sum(sa.case((Lead.left_new_at <= due, 1), else_=0)), 0)
     # Decided: answered already, or the deadline has passed. A lead still inside its day is not counted yet.
-    promise_due = sa.func.coalesce(
-        sa.func.sum(
-            sa.case((sa.and_(due.is_not(None), sa.or_(journeys.c.left_new_at.is_not(None), due < now)), 1), else_=0)
-        ),
-        0,
-    )
-    row = db.session.execute(sa.select(*counts, promise_kept, promise_due)).one()
+    decided = sa.and_(due.is_not(None), sa.or_(Lead.left_new_at.is_not(None), due < now))
+    promise_due = sa.func.coalesce(sa.func.sum(sa.case((decided, 1), else_=0)), 0)
+    columns = [*counts, promise_kept, promise_due]
+    measures = _measures()
+    in_sql = _dialect() == "postgresql"
+    if in_sql:
+        columns += [
+            sa.func.percentile_cont(fraction).within_group(expression)
+            for key, expression in measures.items()
+            for fraction in _fractions(key)
+        ]
+    row = list(db.session.execute(sa.select(*columns).where(*report_filter.conditions(now))).one())
     stage_counts = [int(value) for value in row[: len(FUNNEL_STAGES)]]
+    promise = (int(row[len(FUNNEL_STAGES)]), int(row[len(FUNNEL_STAGES) + 1]))
+    if in_sql:
+        values, rest = {}, row[len(FUNNEL_STAGES) + 2 :]
+        for key in measures:
+            width = len(_fractions(key))
+            values[key] = [float(value) if value is not None else None for value in rest[:width]]
+            rest = rest[width:]
+    else:
+        values = _percentiles_by_window(report_filter, now, measures)
+    return stage_counts, promise[0], promise[1], values
+
+
+def _percentiles_by_window(report_filter: ReportFilter, now: datetime, measures: dict) -> dict:
+    """SQLite: every measure's samples in one UNION ALL, interpolated with window functions."""
+    conditions = report_filter.conditions(now)
+    samples = sa.union_all(
+        *(
+            sa.select(sa.literal(key).label("grp"), expression.label("value")).where(
+                expression.is_not(None), *conditions
+            )
+            for key, expression in measures.items()
+        )
+    ).subquery("samples")
+    return _percentiles(samples)
+
+
+def _funnel(stage_counts: list[int]) -> list[FunnelStep]:
     arrived = stage_counts[0]
     funnel = []
     for index, status in enumerate(FUNNEL_STAGES):
@@ -310,62 +330,17 @@ def _funnel(journeys, now: datetime) -> tuple[int, list[FunnelStep], int, int]:
                 overall_rate=count / arrived if arrived else None,
             )
         )
-    return arrived, funnel, int(row[-2]), int(row[-1])
-
-
-def _timings(journeys) -> list[Timing]:
-    samples = sa.union_all(
-        *(
-            sa.select(
-                sa.literal(key).label("grp"), _seconds_between(journeys.c[column], journeys.c.created_at).label("value")
-            ).where(journeys.c[column].is_not(None))
-            for key, column in (
-                ("to_first_contact", "first_contact_at"),
-                ("to_demo", "demo_at"),
-                ("to_customer", "converted_at"),
-            )
-        )
-    ).subquery("samples")
-    values = _percentiles(samples)
-    return [_timing(key, label, values.get(key)) for key, label in TIMING_LABELS.items()]
+    return funnel
 
 
 def _timing(key: str, label: str, values: list[float | None] | None) -> Timing:
-    median, p75 = values or (None, None)
+    median, p75 = (list(values or []) + [None, None])[:2]
     return Timing(
         key=key,
         label=label,
         median_days=median / 86400 if median is not None else None,
         p75_days=p75 / 86400 if p75 is not None else None,
     )
-
-
-def _stage_medians(report_filter: ReportFilter, now: datetime) -> list[Timing]:
-    """Median time spent in each stage a lead has left: from entering it (arrival or the move before) to leaving."""
-    change = LeadStatusChange.__table__.c
-    entered = sa.func.lag(change.changed_at).over(partition_by=change.lead_id, order_by=change.changed_at)
-    stays = (
-        sa.select(
-            change.from_status.label("grp"),
-            _seconds_between(change.changed_at, sa.func.coalesce(entered, Lead.created_at)).label("value"),
-        )
-        .select_from(LeadStatusChange.__table__.join(Lead, Lead.id == change.lead_id))
-        .where(*report_filter.conditions(now))
-        .subquery("stays")
-    )
-    values = _percentiles(stays, fractions=(0.5,))
-    medians = []
-    for status in FUNNEL_STAGES[:-1]:
-        median = (values.get(status.value) or [None])[0]
-        medians.append(
-            Timing(
-                key=status.value,
-                label=status.label,
-                median_days=median / 86400 if median is not None else None,
-                p75_days=None,
-            )
-        )
-    return medians
 
 
 def _segments(report_filter: ReportFilter, now: datetime, column, labels: Mapping[str, str], none_label: str):
@@ -390,12 +365,10 @@ def _segments(report_filter: ReportFilter, now: datetime, column, labels: Mappin
 
 
 def _lost_reasons(report_filter: ReportFilter, now: datetime) -> list[tuple[str, int]]:
-    change = LeadStatusChange.__table__.c
     rows = db.session.execute(
-        sa.select(change.reason, sa.func.count())
-        .select_from(LeadStatusChange.__table__.join(Lead, Lead.id == change.lead_id))
-        .where(change.to_status == LeadStatus.LOST.value, *report_filter.conditions(now))
-        .group_by(change.reason)
+        sa.select(Lead.lost_reason, sa.func.count())
+        .where(Lead.status == LeadStatus.LOST.value, *report_filter.conditions(now))
+        .group_by(Lead.lost_reason)
         .order_by(sa.func.count().desc())
     )
     return [
@@ -446,22 +419,21 @@ def _weeks(report_filter: ReportFilter, now: datetime) -> list[Week]:
 def build(report_filter: ReportFilter, now: datetime | None = None) -> Report:
     now = now or utcnow()
     first_day, last_day = report_filter.days(now)
-    journeys = _journeys(report_filter, now)
-    arrived, funnel, promise_kept, promise_due = _funnel(journeys, now)
+    stage_counts, promise_kept, promise_due, values = _summary(report_filter, now)
     sizes = {value: label for value, label in OrganizationSize.choices()}
     return Report(
         report_filter=report_filter,
         first_day=first_day,
         last_day=last_day,
-        arrived=arrived,
-        funnel=funnel,
+        arrived=stage_counts[0],
+        funnel=_funnel(stage_counts),
         promise_kept=promise_kept,
         promise_due=promise_due,
         by_source=_segments(report_filter, now, Lead.source, dict(LeadSource.choices()), "Ukjent"),
         by_campaign=_segments(report_filter, now, Lead.first_utm_campaign, {}, NO_CAMPAIGN),
         by_size=_segments(report_filter, now, Lead.organization_size, sizes, NO_SIZE),
-        timings=_timings(journeys),
-        stage_medians=_stage_medians(report_filter, now),
+        timings=[_timing(key, label, values.get(key)) for key, label in TIMING_LABELS.items()],
+        stage_medians=[_timing(status.value, status.label, values.get(status.value)) for status in FUNNEL_STAGES[:-1]],
         lost_reasons=_lost_reasons(report_filter, now),
         weeks=_weeks(report_filter, now),
     )

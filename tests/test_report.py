@@ -13,13 +13,16 @@ Five leads arrive in June 2026 (Oslo is UTC+2; no public holidays that month), o
 """
 
 import re
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
-from conftest import VALID_BOOKING
+from conftest import VALID_BOOKING, app_config
+from flask_migrate import upgrade
+from test_one_mailbox_one_lead import STATUS_CHANGES, day, empty_database_url, insert_lead  # noqa: F401
 
-from meander_site import attribution, business_days, leads, reports
+from meander_site import attribution, business_days, create_app, leads, reports
 from meander_site.extensions import db
 from meander_site.models import Booking, Lead, LeadSource, LeadStatusChange
 
@@ -50,6 +53,13 @@ def arrive(app, name, arrived, moves=(), source="website", campaign=None, size=N
             with_confirmation=False,
             touch=attribution.Touch(utm_campaign=campaign),
         )
+        # Placed in time first: the journey trigger measures each move from the lead's arrival.
+        db.session.execute(
+            sa.update(Lead)
+            .where(Lead.id == result.lead_id)
+            .values(created_at=arrived, first_contact_due_at=business_days.end_of_next_business_day(arrived))
+        )
+        db.session.execute(sa.update(Booking).where(Booking.lead_id == result.lead_id).values(created_at=arrived))
         moved_at = arrived
         for origin, target, after, reason in moves:
             moved_at = moved_at + after
@@ -58,17 +68,12 @@ def arrive(app, name, arrived, moves=(), source="website", campaign=None, size=N
                     lead_id=result.lead_id, from_status=origin, to_status=target, changed_at=moved_at, reason=reason
                 )
             )
+            db.session.flush()
         db.session.execute(
             sa.update(Lead)
             .where(Lead.id == result.lead_id)
-            .values(
-                created_at=arrived,
-                status=moves[-1][1] if moves else "new",
-                status_changed_at=moved_at,
-                first_contact_due_at=business_days.end_of_next_business_day(arrived),
-            )
+            .values(status=moves[-1][1] if moves else "new", status_changed_at=moved_at)
         )
-        db.session.execute(sa.update(Booking).where(Booking.lead_id == result.lead_id).values(created_at=arrived))
         db.session.commit()
         return result.lead_id
 
@@ -298,3 +303,40 @@ def test_demo_data_gives_a_meaningful_report_with_campaigns_stage_times_and_lost
     assert sum(week.new_leads for week in report.weeks) > 100
     page = staff_client.get("/pipeline/report").get_data(as_text=True)
     assert "likepersoner-sok" in page or "vinter" in page
+
+
+def test_the_migration_gives_leads_moved_before_it_their_journey_and_deadline(
+    empty_database_url,  # noqa: F811  (the fixture imported above)
+    redis_url,
+    smtp_server,
+):
+    app = create_app(app_config(empty_database_url, redis_url, smtp_server))
+    with app.app_context():
+        upgrade(revision="0006")
+        # Arrived Monday 5 January 09:00 UTC; contacted the next day, qualified three days after that.
+        lead = insert_lead("kari@lhl.no", created=5, status="contacted", moved=6)
+        db.session.execute(
+            sa.insert(STATUS_CHANGES),
+            {
+                "id": uuid.uuid4(),
+                "lead_id": lead["id"],
+                "from_status": "contacted",
+                "to_status": "qualified",
+                "changed_at": day(9),
+            },
+        )
+        db.session.execute(sa.update(Lead).where(Lead.id == lead["id"]).values(status="qualified"))
+        db.session.commit()
+
+        upgrade()
+
+        migrated = db.session.get(Lead, lead["id"])
+        assert migrated.first_contact_due_at == datetime(2026, 1, 6, 22, 59, 59, tzinfo=UTC)  # Tue 23:59:59 Oslo
+        assert migrated.funnel_rank == 2
+        assert migrated.left_new_at == migrated.first_contact_at == day(6)
+        assert migrated.new_stage_seconds == pytest.approx(86400)
+        assert migrated.contacted_stage_seconds == pytest.approx(3 * 86400)
+        assert migrated.qualified_stage_seconds is None
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(LeadStatusChange)) == 2
+        db.session.remove()
+        db.engine.dispose()
