@@ -109,6 +109,27 @@ CONTACT_FIELDS = (
 )
 
 
+# What the conversion report reads of a lead (reports.py), besides created_at.
+REPORT_COLUMNS = (
+    "status",
+    "source",
+    "first_utm_campaign",
+    "organization_size",
+    "owner_id",
+    "funnel_rank",
+    "first_contact_due_at",
+    "left_new_at",
+    "first_contact_at",
+    "demo_at",
+    "converted_at",
+    "lost_reason",
+    "new_stage_seconds",
+    "contacted_stage_seconds",
+    "qualified_stage_seconds",
+    "demo_stage_seconds",
+)
+
+
 class Lead(db.Model):
     __tablename__ = "leads"
     __table_args__ = (
@@ -123,6 +144,9 @@ class Lead(db.Model):
         sa.Index("idx_lead_status_next_step_due_at", "status", "next_step_due_at"),
         sa.Index("idx_lead_owner_id", "owner_id"),
         sa.Index("idx_lead_first_utm_campaign", "first_utm_campaign"),
+        # The report reads a period's leads from this index alone on PostgreSQL (an index-only scan, about a
+        # tenth of the table's width); SQLite ignores INCLUDE and keeps an index on created_at.
+        sa.Index("idx_lead_report", "created_at", postgresql_include=list(REPORT_COLUMNS)),
         enum_check("status", LeadStatus),
         enum_check("source", LeadSource),
         enum_check("organization_size", OrganizationSize, nullable=True),

@@ -343,37 +343,65 @@ def _timing(key: str, label: str, values: list[float | None] | None) -> Timing:
     )
 
 
-def _segments(report_filter: ReportFilter, now: datetime, column, labels: Mapping[str, str], none_label: str):
-    converted = sa.func.sum(sa.case((Lead.status == LeadStatus.CONVERTED.value, 1), else_=0))
-    lost = sa.func.sum(sa.case((Lead.status == LeadStatus.LOST.value, 1), else_=0))
-    rows = db.session.execute(
-        sa.select(column, sa.func.count(), converted, lost)
-        .where(*report_filter.conditions(now))
-        .group_by(column)
-        .order_by(sa.func.count().desc(), column)
+@dataclass
+class Breakdowns:
+    by_source: list[Segment]
+    by_campaign: list[Segment]
+    by_size: list[Segment]
+    lost_reasons: list[tuple[str, int]]
+
+
+def _breakdowns(report_filter: ReportFilter, now: datetime) -> Breakdowns:
+    """Conversion and lost by source, campaign and size, and the lost reasons, from one scan of the period.
+
+    The database groups the leads by every combination that occurs (source, campaign, size, outcome, reason):
+    at most a few thousand counts, whatever the number of leads. They are then summed per breakdown here.
+    """
+    outcome = sa.case(
+        (Lead.status == LeadStatus.CONVERTED.value, "converted"),
+        (Lead.status == LeadStatus.LOST.value, "lost"),
+        else_="open",
     )
-    return [
+    reason = sa.case((Lead.status == LeadStatus.LOST.value, Lead.lost_reason), else_=None)
+    keys = (Lead.source, Lead.first_utm_campaign, Lead.organization_size, outcome, reason)
+    rows = db.session.execute(sa.select(*keys, sa.func.count()).where(*report_filter.conditions(now)).group_by(*keys))
+    tallies: list[dict[str | None, list[int]]] = [{}, {}, {}]
+    reasons: dict[str | None, int] = {}
+    for source, campaign, size, result, lost_reason, count in rows:
+        for tally, key in zip(tallies, (source, campaign, size), strict=True):
+            totals = tally.setdefault(key, [0, 0, 0])
+            totals[0] += count
+            totals[1] += count if result == "converted" else 0
+            totals[2] += count if result == "lost" else 0
+        if result == "lost":
+            reasons[lost_reason] = reasons.get(lost_reason, 0) + count
+    sizes = dict(OrganizationSize.choices())
+    return Breakdowns(
+        by_source=_segments(tallies[0], dict(LeadSource.choices()), "Ukjent"),
+        by_campaign=_segments(tallies[1], {}, NO_CAMPAIGN),
+        by_size=_segments(tallies[2], sizes, NO_SIZE),
+        lost_reasons=sorted(
+            (
+                (LOST_REASONS.get(key, "Ikke oppgitt") if key else "Ikke oppgitt", count)
+                for key, count in reasons.items()
+            ),
+            key=lambda item: (-item[1], item[0]),
+        ),
+    )
+
+
+def _segments(tally: dict[str | None, list[int]], labels: Mapping[str, str], none_label: str) -> list[Segment]:
+    segments = [
         Segment(
             key=key or "",
             label=labels.get(key, key) if key else none_label,
-            leads=int(count),
-            converted=int(converted_count or 0),
-            lost=int(lost_count or 0),
+            leads=leads_count,
+            converted=converted,
+            lost=lost,
         )
-        for key, count, converted_count, lost_count in rows
+        for key, (leads_count, converted, lost) in tally.items()
     ]
-
-
-def _lost_reasons(report_filter: ReportFilter, now: datetime) -> list[tuple[str, int]]:
-    rows = db.session.execute(
-        sa.select(Lead.lost_reason, sa.func.count())
-        .where(Lead.status == LeadStatus.LOST.value, *report_filter.conditions(now))
-        .group_by(Lead.lost_reason)
-        .order_by(sa.func.count().desc())
-    )
-    return [
-        (LOST_REASONS.get(reason, "Ikke oppgitt") if reason else "Ikke oppgitt", int(count)) for reason, count in rows
-    ]
+    return sorted(segments, key=lambda segment: (-segment.leads, segment.key))
 
 
 def week_starts(now: datetime, weeks: int = WEEKS_SHOWN) -> list[date]:
@@ -420,7 +448,7 @@ def build(report_filter: ReportFilter, now: datetime | None = None) -> Report:
     now = now or utcnow()
     first_day, last_day = report_filter.days(now)
     stage_counts, promise_kept, promise_due, values = _summary(report_filter, now)
-    sizes = {value: label for value, label in OrganizationSize.choices()}
+    breakdowns = _breakdowns(report_filter, now)
     return Report(
         report_filter=report_filter,
         first_day=first_day,
@@ -429,12 +457,12 @@ def build(report_filter: ReportFilter, now: datetime | None = None) -> Report:
         funnel=_funnel(stage_counts),
         promise_kept=promise_kept,
         promise_due=promise_due,
-        by_source=_segments(report_filter, now, Lead.source, dict(LeadSource.choices()), "Ukjent"),
-        by_campaign=_segments(report_filter, now, Lead.first_utm_campaign, {}, NO_CAMPAIGN),
-        by_size=_segments(report_filter, now, Lead.organization_size, sizes, NO_SIZE),
+        by_source=breakdowns.by_source,
+        by_campaign=breakdowns.by_campaign,
+        by_size=breakdowns.by_size,
         timings=[_timing(key, label, values.get(key)) for key, label in TIMING_LABELS.items()],
         stage_medians=[_timing(status.value, status.label, values.get(status.value)) for status in FUNNEL_STAGES[:-1]],
-        lost_reasons=_lost_reasons(report_filter, now),
+        lost_reasons=breakdowns.lost_reasons,
         weeks=_weeks(report_filter, now),
     )
 

@@ -25,6 +25,24 @@ TOUCH_COLUMNS = {
     "referrer_host": 253,
 }
 BACKFILL_BATCH = 5000
+REPORT_COLUMNS = (
+    "status",
+    "source",
+    "first_utm_campaign",
+    "organization_size",
+    "owner_id",
+    "funnel_rank",
+    "first_contact_due_at",
+    "left_new_at",
+    "first_contact_at",
+    "demo_at",
+    "converted_at",
+    "lost_reason",
+    "new_stage_seconds",
+    "contacted_stage_seconds",
+    "qualified_stage_seconds",
+    "demo_stage_seconds",
+)
 
 # A lead's journey through the funnel, kept up to date by a trigger on every inserted status change, so the
 # report reads one row per lead instead of aggregating the whole history (reports.py).
@@ -120,6 +138,8 @@ def upgrade():
         "idx_status_change_lead_id_to_status", "lead_status_changes", ["lead_id", "to_status", "changed_at"]
     )
     _backfill_first_contact_due()
+    # The report's index-only scan on PostgreSQL (see models.REPORT_COLUMNS); on SQLite an index on created_at.
+    op.create_index("idx_lead_report", "leads", ["created_at"], postgresql_include=list(REPORT_COLUMNS))
     dialect = op.get_context().dialect.name
     _create_journey_trigger(dialect)
     _backfill_journeys()
@@ -183,6 +203,7 @@ def downgrade():
     if op.get_context().dialect.name == "postgresql":
         op.execute("DROP FUNCTION IF EXISTS lead_journey_after_change()")
     op.drop_index("idx_status_change_lead_id_to_status", table_name="lead_status_changes")
+    op.drop_index("idx_lead_report", table_name="leads")
     op.drop_index("idx_lead_first_utm_campaign", table_name="leads")
     with op.batch_alter_table("leads") as batch:
         batch.drop_column("first_contact_due_at")
