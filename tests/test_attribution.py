@@ -63,6 +63,10 @@ def test_a_booking_from_a_campaign_link_shows_the_campaign_on_its_lead_page(app,
     assert "Kampanje (utm_campaign)</dt><dd>vinter</dd>" in section
     assert "Kilde (utm_source)</dt><dd>nyhetsbrev</dd>" in section
     assert "Henvisende nettsted</dt><dd>www.facebook.com</dd>" in section
+    # … and the report counts it under its campaign.
+    report = staff_client.get("/pipeline/report", query_string={"period": "30d"}).get_data(as_text=True)
+    campaigns = report[report.index("<caption>Etter kampanje") :]
+    assert re.search(r'<th scope="row">vinter</th><td>1</td>', campaigns)
 
 
 def test_the_home_page_carries_the_campaign_too(app, client):
