@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from . import business_days, confirmations
+from . import attribution, business_days, confirmations
 from .extensions import db
 from .models import (
     Booking,
@@ -161,6 +161,25 @@ DEMO_COLLEAGUES = [
     ("Ola Oppfølging", "ola.oppfolging"),
     ("Ingrid Innsalg", "ingrid.innsalg"),
 ]
+# Where website leads came from: (utm_source, utm_medium, campaign, months it ran, weight, how well it converts).
+CAMPAIGNS = [
+    ("nyhetsbrev", "e-post", "vinter", (12, 1, 2), 14, 1.1),
+    ("nyhetsbrev", "e-post", "var", (3, 4, 5), 12, 1.1),
+    ("nyhetsbrev", "e-post", "host", (9, 10, 11), 12, 1.1),
+    ("google", "cpc", "likepersoner-sok", tuple(range(1, 13)), 18, 0.8),
+    ("facebook", "social", "frivillighetsuka", (5, 6), 8, 0.7),
+    ("linkedin", "social", "ledere-frivillighet", (1, 2, 3, 9, 10), 7, 0.9),
+    ("frivillighetnorge", "partner", "partnerseminar", (4, 10, 11), 6, 1.4),
+]
+# Website leads without campaign parameters: some arrive from a search or a link, most typed the address.
+REFERRER_WEIGHTS = {
+    None: 60,
+    "www.google.com": 20,
+    "www.frivillighetnorge.no": 8,
+    "www.facebook.com": 7,
+    "www.bing.com": 5,
+}
+CAMPAIGN_SHARE = 0.55
 BATCH_SIZE = 2000
 ASCII_LETTERS = str.maketrans({"æ": "ae", "ø": "o", "å": "a", " ": "-"})
 
@@ -173,7 +192,7 @@ def _stage_duration(status: LeadStatus, rng: random.Random) -> timedelta:
     return timedelta(days=MEDIAN_STAGE_DAYS[status] * rng.lognormvariate(0, 0.8))
 
 
-def _journey(created_at, now, rng: random.Random) -> list[tuple[LeadStatus, LeadStatus, object]]:
+def _journey(created_at, now, rng: random.Random, quality: float = 1.0) -> list[tuple[LeadStatus, LeadStatus, object]]:
     """The moves a lead made: forward, sometimes skipping a stage, possibly lost; none in the future."""
     moves, status, at = [], LeadStatus.NEW, created_at
     order = [
@@ -187,7 +206,7 @@ def _journey(created_at, now, rng: random.Random) -> list[tuple[LeadStatus, Lead
         at = at + _stage_duration(status, rng)
         if at >= now:
             break
-        if rng.random() < ADVANCE_CHANCE[status]:
+        if rng.random() < min(0.95, ADVANCE_CHANCE[status] * quality):
             step = 2 if rng.random() < SKIP_CHANCE and status != LeadStatus.DEMO_SCHEDULED else 1
             target = order[min(order.index(status) + step, len(order) - 1)]
         else:
@@ -203,7 +222,8 @@ def _fake_lead(serial: int, run_tag: str, now, rng: random.Random, owners: list)
     source = rng.choices(list(SOURCE_WEIGHTS), weights=list(SOURCE_WEIGHTS.values()))[0]
     # More leads lately than a year ago: the site is growing.
     created_at = now - timedelta(seconds=int(365 * 24 * 3600 * rng.random() ** 1.3) + 60)
-    moves = _journey(created_at, now, rng)
+    touch, quality = _touch(source, created_at, rng)
+    moves = _journey(created_at, now, rng, quality)
     status = moves[-1][1] if moves else LeadStatus.NEW
     status_changed_at = moves[-1][2] if moves else created_at
     owner = rng.choice(owners) if owners and (moves or rng.random() < 0.5) else None
@@ -243,6 +263,9 @@ def _fake_lead(serial: int, run_tag: str, now, rng: random.Random, owners: list)
         "owner_id": owner.id if owner else None,
         "next_step": next_step,
         "next_step_due_at": next_step_due_at,
+        "first_contact_due_at": business_days.end_of_next_business_day(created_at),
+        **{f"first_{name}": value for name, value in touch.items()},
+        **{f"latest_{name}": value for name, value in touch.items()},
     }
     booking = {
         "id": uuid.uuid4(),
@@ -250,6 +273,7 @@ def _fake_lead(serial: int, run_tag: str, now, rng: random.Random, owners: list)
         **contact,
         "ip_address": lead["ip_address"],
         "created_at": created_at,
+        **touch,
     }
     # Every demo booking's confirmation went out, as a sent row in the one outbox.
     confirmation = {
@@ -279,6 +303,23 @@ def _fake_lead(serial: int, run_tag: str, now, rng: random.Random, owners: list)
         for origin, target, at in moves
     ]
     return lead, booking, confirmation, changes
+
+
+def _touch(source: LeadSource, created_at, rng: random.Random) -> tuple[dict, float]:
+    """The campaign a website lead came by (one running in its month), or the site that sent it; and how well
+    leads from there tend to convert. Staff-typed leads (phone, event, …) carry none."""
+    touch = dict.fromkeys(attribution.TOUCH_FIELDS)
+    if source != LeadSource.WEBSITE:
+        return touch, 1.0
+    running = [campaign for campaign in CAMPAIGNS if created_at.month in campaign[3]]
+    if running and rng.random() < CAMPAIGN_SHARE:
+        utm_source, medium, name, _, _, quality = rng.choices(running, weights=[c[4] for c in running])[0]
+        touch.update(utm_source=utm_source, utm_medium=medium, utm_campaign=name)
+        if utm_source == "google":
+            touch["utm_term"] = rng.choice(["likepersoner system", "frivillig oppfølging", "likeperson app"])
+        return touch, quality
+    touch["referrer_host"] = rng.choices(list(REFERRER_WEIGHTS), weights=list(REFERRER_WEIGHTS.values()))[0]
+    return touch, 1.0
 
 
 def demo_owners() -> list[User]:

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.dialects import postgresql, sqlite
 
-from . import confirmations, next_steps, notifications, outbox
+from . import attribution, confirmations, next_steps, notifications, outbox
 from .extensions import db
 from .models import (
     CONTACT_FIELDS,
@@ -268,6 +268,14 @@ def _upsert_statement(dialect: str, by_staff: bool = False):
             (details_differ, sa.bindparam("booking_id", type_=sa.Uuid)),
             else_=sa.null(),
         )
+    # First touch stays as the first booking left it; a booking that came with a touch becomes the latest.
+    came_with_touch = sa.or_(*(excluded[f"latest_{name}"].is_not(None) for name in attribution.TOUCH_FIELDS))
+    on_rebooking.update(
+        {
+            f"latest_{name}": sa.case((came_with_touch, excluded[f"latest_{name}"]), else_=leads[f"latest_{name}"])
+            for name in attribution.TOUCH_FIELDS
+        }
+    )
     on_rebooking.update(
         updated_at=excluded.updated_at,
         booking_count=leads.booking_count + 1,
@@ -285,6 +293,7 @@ def book_demo(
     source: LeadSource = LeadSource.WEBSITE,
     with_confirmation: bool = True,
     by_staff: bool = False,
+    touch: attribution.Touch = attribution.NO_TOUCH,
 ) -> BookingResult:
     """Create the lead, or count the booking on the one with this email; keep the submission.
 
@@ -296,6 +305,7 @@ def book_demo(
     contact = details.as_dict()
     now = utcnow()
     booking_id = uuid.uuid4()
+    first_contact_due = next_steps.first_step(now).due_at
     try:
         upsert = _upsert_statement(db.session.get_bind().dialect.name, by_staff)
         lead_id, masked_ref, booking_count = db.session.execute(
@@ -312,7 +322,10 @@ def book_demo(
                 "status_changed_at": now,
                 # A new lead's first step: the confirmation promises a call within one business day.
                 "next_step": next_steps.FIRST_CONTACT,
-                "next_step_due_at": next_steps.first_step(now).due_at,
+                "next_step_due_at": first_contact_due,
+                "first_contact_due_at": first_contact_due,
+                **touch.prefixed("first_"),
+                **touch.prefixed("latest_"),
                 "staff_edited_at": now if by_staff else None,
                 "newer_details_booking_id": None,
                 "booking_id": booking_id,
@@ -321,7 +334,14 @@ def book_demo(
         ).one()
         db.session.execute(
             sa.insert(Booking),
-            {"id": booking_id, "lead_id": lead_id, "ip_address": ip_address, "created_at": now, **contact},
+            {
+                "id": booking_id,
+                "lead_id": lead_id,
+                "ip_address": ip_address,
+                "created_at": now,
+                **contact,
+                **touch.as_dict(),
+            },
         )
         confirmation = None
         if with_confirmation:
@@ -426,7 +446,5 @@ def check_transition(from_status: str, to_status: str) -> None:
     elif origin in FINAL_STATUSES:
         message = f"«{origin.label}» er en sluttstatus. En lead kan ikke flyttes derfra."
     else:
-        message = (
-            f"En lead kan bare flyttes fremover i løpet. «{target.label}» ligger før «{origin.label}»."
-        )
+        message = f"En lead kan bare flyttes fremover i løpet. «{target.label}» ligger før «{origin.label}»."
     raise StatusTransitionError(origin.value, target.value, message)

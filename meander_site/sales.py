@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-from . import confirmations, follow_up, leads, next_steps
+from . import attribution, confirmations, follow_up, leads, next_steps
 from .extensions import db
 from .leads import ContactDetails, LeadValidationError, StatusTransitionError
 from .models import (
@@ -92,6 +92,7 @@ class BoardFilter:
 
     q: str = ""
     source: str = ""
+    campaign: str = ""  # the lead's first-touch utm_campaign
     organization_size: str = ""
     period: str = ""
     owner: str = ""  # "mine", "none" or a user id
@@ -119,6 +120,7 @@ class BoardFilter:
         return cls(
             q=" ".join(_printable(args.get("q") or "").split())[:MAX_SEARCH_LENGTH],
             source=source if source in LeadSource.values() else "",
+            campaign=attribution.clean_value(args.get("campaign")) or "",
             organization_size=size if size in OrganizationSize.values() else "",
             period=period if period in PERIODS else "",
             owner=owner if owner != "mine" or viewer_id else "",
@@ -130,12 +132,13 @@ class BoardFilter:
     @property
     def is_empty(self) -> bool:
         """No condition on which leads show (column order does not count)."""
-        return not (self.q or self.source or self.organization_size or self.period or self.owner or self.overdue)
+        conditions = (self.q, self.source, self.campaign, self.organization_size, self.period, self.owner, self.overdue)
+        return not any(conditions)
 
     def as_args(self) -> dict[str, str]:
         args = {
             key: getattr(self, key)
-            for key in ("q", "source", "organization_size", "period", "owner", "overdue")
+            for key in ("q", "source", "campaign", "organization_size", "period", "owner", "overdue")
             if getattr(self, key)
         }
         args.update({f"sort_{status}": order for status, order in self.sorts})
@@ -158,6 +161,8 @@ class BoardFilter:
             )
         if self.source:
             conditions.append(Lead.source == self.source)
+        if self.campaign:
+            conditions.append(Lead.first_utm_campaign == self.campaign)
         if self.organization_size:
             conditions.append(Lead.organization_size == self.organization_size)
         if self.period:

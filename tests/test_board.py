@@ -454,7 +454,9 @@ def test_the_board_costs_the_same_number_of_queries_with_10_or_200_leads(app, st
     large, page = statements_during(app, staff_client, url)
 
     assert len(large) == len(small), "\n---\n".join(large)
-    assert len(small) <= 8
+    # Session, counts, card ids, leads, owners, mail state, overdue count, staff, and the campaign filter's
+    # choices (a loose index scan: one probe per campaign, see reports.campaign_choices).
+    assert len(small) <= 9
     if url == "/pipeline":
         assert max(len(cards) for cards in columns(page).values()) == 50  # the cap is reached
 

@@ -16,9 +16,9 @@ from rq.job import Job
 from rq.registry import ScheduledJobRegistry
 
 from meander_site import accounts, leads, notifications, outbox
-from meander_site.confirmations import confirmation_queue
 from meander_site.extensions import db
 from meander_site.models import Lead, OutboxMessage, utcnow
+from meander_site.outbox import mail_queue
 from meander_site.redis_client import redis_connection
 
 SECOND_BOOKING = {
@@ -61,7 +61,7 @@ def release_scheduled_jobs(app) -> int:
     """Do what RQ's scheduler does once a job's time has come, without waiting the minute out."""
     with app.app_context():
         connection = redis_connection()
-        queue = confirmation_queue(connection)
+        queue = mail_queue(connection)
         registry = ScheduledJobRegistry(queue=queue)
         job_ids = registry.get_job_ids()
         for job in Job.fetch_many(job_ids, connection=connection):

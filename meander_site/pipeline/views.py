@@ -3,7 +3,7 @@ import uuid
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from .. import confirmations, follow_up, formatting, leads, sales
+from .. import confirmations, exports, follow_up, formatting, leads, sales
 from ..csv_export import csv_response
 from ..extensions import login_manager
 from ..htmx import is_htmx_request, redirect_after_post
@@ -141,7 +141,7 @@ def move(lead_id: uuid.UUID):
 @bp.get("/leads.csv")
 def export_csv():
     board_filter = current_filter()
-    return csv_response(sales.export_rows(board_filter), filename=f"leads-{utcnow():%Y-%m-%d}.csv")
+    return csv_response(exports.lead_table(board_filter), filename=f"leads-{utcnow():%Y-%m-%d}.csv")
 
 
 # --- one lead --------------------------------------------------------------------------------------

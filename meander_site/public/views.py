@@ -1,6 +1,6 @@
 from flask import abort, current_app, render_template, request, url_for
 
-from .. import leads
+from .. import attribution, leads
 from ..client_ip import client_ip
 from ..extensions import limiter
 from ..htmx import is_htmx_request, redirect_after_post
@@ -8,10 +8,16 @@ from . import bp
 from .forms import HONEYPOT_FIELD, DemoBookingForm
 
 
-def render_booking_form(form: DemoBookingForm, errors: dict | None = None, notice: str | None = None, status=200):
+def render_booking_form(
+    form: DemoBookingForm,
+    errors: dict | None = None,
+    notice: str | None = None,
+    status=200,
+    touch: attribution.Touch = attribution.NO_TOUCH,
+):
     """The whole page for a normal request, only the form fragment for htmx; one template serves both."""
     template = "public/_booking_form.html" if is_htmx_request() else "public/demo.html"
-    return render_template(template, form=form, errors=errors or {}, notice=notice), status
+    return render_template(template, form=form, errors=errors or {}, notice=notice, touch=touch), status
 
 
 def booking_rate_limit() -> str:
@@ -21,7 +27,8 @@ def booking_rate_limit() -> str:
 @bp.get("/")
 @bp.get("/demo")
 def demo_form():
-    return render_booking_form(DemoBookingForm())
+    touch = attribution.arrival_touch(request.args, request.referrer, current_app.config.get("TRUSTED_HOSTS") or ())
+    return render_booking_form(DemoBookingForm(), touch=touch)
 
 
 # On the blueprint, not the view: blueprint limits run in before_request, ahead of the CSRF check,
@@ -35,11 +42,12 @@ def book_demo():
     if form[HONEYPOT_FIELD].data:
         # Looks accepted to the bot; nothing is stored and no mail goes out.
         return redirect_after_post(url_for("public.booking_received"))
+    touch = attribution.from_values(request.form)
     try:
         details = leads.validate_contact_details(request.form)
     except leads.LeadValidationError as error:
-        return render_booking_form(form, errors=error.errors, status=422)
-    booking = leads.book_demo(details, ip_address=client_ip())
+        return render_booking_form(form, errors=error.errors, status=422, touch=touch)
+    booking = leads.book_demo(details, ip_address=client_ip(), touch=touch)
     if booking.is_rebooking:
         # Whoever knows an address can book with it: only its mailbox gets the link to what is stored.
         return redirect_after_post(url_for("public.booking_received"))
