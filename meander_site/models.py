@@ -122,6 +122,8 @@ class Lead(db.Model):
         # «Forfaller først» per column, and the owner filters.
         sa.Index("idx_lead_status_next_step_due_at", "status", "next_step_due_at"),
         sa.Index("idx_lead_owner_id", "owner_id"),
+        # «Demo avtalt» reads in demo order.
+        sa.Index("idx_lead_status_demo_at", "status", "demo_at"),
         enum_check("status", LeadStatus),
         enum_check("source", LeadSource),
         enum_check("organization_size", OrganizationSize, nullable=True),
@@ -157,6 +159,17 @@ class Lead(db.Model):
     owner_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
     next_step: Mapped[str | None] = mapped_column(sa.String(200))
     next_step_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The demo (scheduling.py): when, how long, where, who hosts it. SEQUENCE counts the invitations
+    # sent for it (RFC 5545): a move or a cancellation is one higher than the mail before it.
+    demo_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    demo_minutes: Mapped[int | None] = mapped_column(sa.Integer)
+    demo_location: Mapped[str | None] = mapped_column(sa.String(500))
+    demo_host_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    demo_sequence: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+    demo_cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # «Be om et annet tidspunkt» from the confirmation page: the card shows «Ønsker ny tid» until moved.
+    demo_change_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    demo_change_request: Mapped[str | None] = mapped_column(sa.String(500))
 
     bookings: Mapped[list["Booking"]] = relationship(
         back_populates="lead", order_by="Booking.created_at", cascade="all, delete-orphan", passive_deletes=True
