@@ -5,9 +5,9 @@ moving and cancelling it each write one outbox row per recipient (the prospect a
 transaction as the change; the worker builds the mail from fresh data when it sends it.
 
 The invitation is an iCalendar object (RFC 5545) sent as iTIP (RFC 5546): one stable UID per lead's demo,
-SEQUENCE one higher for every change (a move, a cancellation), times in Europe/Oslo with its VTIMEZONE, a
-reminder 15 minutes before. A mail whose SEQUENCE has been overtaken by a later change is not sent: the
-later mail says everything.
+SEQUENCE one higher for every change (a move, a cancellation), times in UTC (staff type Oslo wall-clock
+times; business_days.parse_oslo_local turns them into instants), a reminder 15 minutes before. A mail
+whose SEQUENCE has been overtaken by a later change is not sent: the later mail says everything.
 
 Knows nothing of HTTP.
 """
@@ -358,7 +358,6 @@ def calendar_for(lead: Lead, method: str, sequence: int, with_attendee: bool = T
     """The demo as an iCalendar object: REQUEST (an invitation or an update), CANCEL, or PUBLISH (the download
     from the confirmation page, which carries no attendee address: the link may be forwarded)."""
     host = host_of(lead)
-    starts = business_days.to_oslo(lead.demo_at)
     calendar = Calendar()
     calendar.add("prodid", "-//Meander//Demo//NB")
     calendar.add("version", "2.0")
@@ -366,8 +365,10 @@ def calendar_for(lead: Lead, method: str, sequence: int, with_attendee: bool = T
     event = Event()
     event.add("uid", demo_uid(lead.id))
     event.add("dtstamp", (now or utcnow()).replace(microsecond=0))
-    event.add("dtstart", starts)
-    event.add("dtend", business_days.to_oslo(demo_ends_at(lead)))
+    # In UTC: one reading in every client. A TZID needs a VTIMEZONE, and the one icalendar derives from the tz
+    # database (RDATE lists, no RRULE) is read by dateutil-based parsers as standard time all year round.
+    event.add("dtstart", lead.demo_at)
+    event.add("dtend", demo_ends_at(lead))
     event.add("sequence", sequence)
     event.add("summary", f"Demo av Meander for {lead.organization_name}")
     event.add("location", lead.demo_location or "")
@@ -399,8 +400,6 @@ def calendar_for(lead: Lead, method: str, sequence: int, with_attendee: bool = T
         alarm.add("trigger", -REMINDER_BEFORE)
         event.add_component(alarm)
     calendar.add_component(event)
-    # Europe/Oslo's VTIMEZONE, from the same tz database the times came from.
-    calendar.add_missing_timezones()
     return calendar
 
 

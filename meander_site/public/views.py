@@ -27,8 +27,9 @@ def demo_form():
 
 
 # On the blueprint, not the view: blueprint limits run in before_request, ahead of the CSRF check,
-# so posts without a valid token count against the limit too. /demo is the blueprint's only POST.
-limiter.limit(booking_rate_limit, methods=["POST"])(bp)
+# so posts without a valid token count against the limit too. One bucket for every POST here: a booking
+# and a request for another demo time («Be om et annet tidspunkt») count against the same limit.
+limiter.shared_limit(booking_rate_limit, scope="booking", methods=["POST"])(bp)
 
 
 @bp.post("/demo")
