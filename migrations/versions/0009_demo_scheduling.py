@@ -16,7 +16,10 @@ depends_on = None
 def upgrade():
     # Plain ADD COLUMN, no batch copy: on SQLite a table copy would drop the triggers on leads.
     if op.get_context().dialect.name == "sqlite":
-        op.execute("ALTER TABLE leads ADD COLUMN demo_host_id CHAR(32) REFERENCES users (id) ON DELETE SET NULL")
+        op.execute(
+            "ALTER TABLE leads ADD COLUMN demo_host_id CHAR(32)"
+            " CONSTRAINT fk_leads_demo_host_id_users REFERENCES users (id) ON DELETE SET NULL"
+        )
     else:
         op.add_column("leads", sa.Column("demo_host_id", sa.Uuid(), nullable=True))
         op.create_foreign_key(
