@@ -245,24 +245,27 @@ def apply_move(
         )
         _record(lead.id, "demo_scheduled", by, f"Demo avtalt: {demo_label(plan.starts_at)}", now)
         return _write_mails(lead, INVITATION_KIND, 0, plan.host_id, now)
-    cancels = (
-        from_status == LeadStatus.DEMO_SCHEDULED.value
-        and target in leads.FINAL_STATUSES
-        and lead.demo_at is not None
-        and lead.demo_cancelled_at is None
-        and lead.demo_at > now
-    )
-    if not cancels:
+    if from_status != LeadStatus.DEMO_SCHEDULED.value or target not in leads.FINAL_STATUSES:
         return []
-    sequence = lead.demo_sequence + 1
-    db.session.execute(
+    # Read and bumped in one statement, after the move's own UPDATE locked the row: a reschedule that
+    # committed just before us is seen, and the cancellation's SEQUENCE is always above the last update's.
+    cancelled = db.session.execute(
         sa.update(Lead)
-        .where(Lead.id == lead.id)
-        .values(demo_sequence=sequence, demo_cancelled_at=now, demo_change_requested_at=None)
+        .where(
+            Lead.id == lead.id,
+            Lead.demo_at.is_not(None),
+            Lead.demo_at > now,
+            Lead.demo_cancelled_at.is_(None),
+        )
+        .values(demo_sequence=Lead.demo_sequence + 1, demo_cancelled_at=now, demo_change_requested_at=None)
+        .returning(Lead.demo_sequence, Lead.demo_at, Lead.demo_host_id)
         .execution_options(synchronize_session=False)
-    )
-    _record(lead.id, "demo_cancelled", by, f"Demo avlyst: {demo_label(lead.demo_at)}", now)
-    return _write_mails(lead, CANCELLATION_KIND, sequence, lead.demo_host_id, now)
+    ).first()
+    if cancelled is None:
+        return []  # no demo, or it has already happened: nothing to take back
+    sequence, demo_at, host_id = cancelled
+    _record(lead.id, "demo_cancelled", by, f"Demo avlyst: {demo_label(demo_at)}", now)
+    return _write_mails(lead, CANCELLATION_KIND, sequence, host_id, now)
 
 
 def reschedule(lead_id: uuid.UUID, plan: DemoPlan, by: User) -> Lead:

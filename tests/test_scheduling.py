@@ -2,6 +2,7 @@
 updates and cancellations (read back with vobject, a parser independent of the icalendar library that wrote
 them), and the confirmation page that follows the booking."""
 
+import json
 import re
 import uuid
 from datetime import UTC, date, datetime, timedelta
@@ -11,8 +12,9 @@ import pytest
 import sqlalchemy as sa
 import vobject
 from conftest import CSRF_INPUT, STAFF_PASSWORD, book, make_lead, run_jobs, staff_csrf
+from helpers import run_together
 
-from meander_site import accounts, outbox, scheduling
+from meander_site import accounts, outbox, sales, scheduling
 from meander_site.extensions import db
 from meander_site.models import Lead, OutboxMessage, User, utcnow
 
@@ -614,3 +616,81 @@ def test_a_demo_label_reads_as_a_norwegian_says_it():
     assert scheduling.demo_label(datetime(2027, 1, 12, 12, 0, tzinfo=UTC)) == "tirsdag 12. januar kl. 13.00"
     assert scheduling.demo_label(datetime(2027, 7, 1, 7, 5, tzinfo=UTC)) == "torsdag 1. juli kl. 09.05"
     assert scheduling.demo_uid(uuid.UUID(int=1)) == scheduling.demo_uid(uuid.UUID(int=1))
+
+
+# --- races ------------------------------------------------------------------------------------------------------
+
+
+def test_a_reschedule_racing_a_move_to_lost_never_leaves_a_cancellation_a_calendar_would_ignore(
+    app, signed_in, owned_lead, staff_user
+):
+    client, token = signed_in
+    day = future_tuesday_12_january()
+    schedule(client, token, owned_lead["id"], local_value(day, "13:00"))
+
+    def work(n: int, barrier) -> str:
+        with app.app_context():
+            user = db.session.get(User, staff_user["id"])
+            if n == 0:
+                plan = scheduling.validate_demo(
+                    {"demo_at": local_value(day, "15:00"), "demo_location": VIDEO}, default_host_id=user.id
+                )
+                barrier.wait()
+                try:
+                    scheduling.reschedule(owned_lead["id"], plan, by=user)
+                    return "moved"
+                except scheduling.DemoChanged:
+                    return "refused"
+                except scheduling.DemoNotScheduled:
+                    return "refused"
+            barrier.wait()
+            sales.move(owned_lead["id"], "lost", by=user, details=sales.MoveDetails(reason="price"))
+            return "lost"
+
+    for _ in range(5):
+        results = run_together(2, work)
+        rows = [row for row in outbox_rows(app, owned_lead["id"]) if row.kind in scheduling.CALENDAR_KINDS]
+        sequences = {row.kind: json.loads(row.payload)["sequence"] for row in rows}
+        assert sequences[scheduling.CANCELLATION_KIND] == max(sequences.values())
+        if results[0] == "moved":
+            assert sequences[scheduling.CANCELLATION_KIND] > sequences[scheduling.UPDATE_KIND]
+        lead = stored_lead(app, owned_lead["id"])
+        assert lead.status == "lost" and lead.demo_cancelled_at is not None
+        # Again, from the start.
+        with app.app_context():
+            db.session.execute(sa.delete(OutboxMessage).where(OutboxMessage.lead_id == owned_lead["id"]))
+            db.session.execute(
+                sa.update(Lead)
+                .where(Lead.id == owned_lead["id"])
+                .values(status="qualified", demo_at=None, demo_sequence=0, demo_cancelled_at=None)
+            )
+            db.session.commit()
+        schedule(client, token, owned_lead["id"], local_value(day, "13:00"))
+
+
+def test_two_people_moving_the_demo_at_once_give_every_update_its_own_sequence(app, signed_in, owned_lead, staff_user):
+    client, token = signed_in
+    day = future_tuesday_12_january()
+    schedule(client, token, owned_lead["id"], local_value(day, "13:00"))
+
+    def work(n: int, barrier) -> str:
+        with app.app_context():
+            user = db.session.get(User, staff_user["id"])
+            plan = scheduling.validate_demo(
+                {"demo_at": local_value(day, f"1{4 + n}:00"), "demo_location": VIDEO}, default_host_id=user.id
+            )
+            barrier.wait()
+            try:
+                scheduling.reschedule(owned_lead["id"], plan, by=user)
+                return "moved"
+            except scheduling.DemoChanged:
+                return "refused"
+
+    results = run_together(2, work)
+
+    moved = results.count("moved")
+    assert moved >= 1
+    updates = [row for row in outbox_rows(app, owned_lead["id"]) if row.kind == scheduling.UPDATE_KIND]
+    sequences = sorted(json.loads(row.payload)["sequence"] for row in updates)
+    assert sequences == sorted([n for n in range(1, moved + 1) for _ in range(2)])  # prospect and host each
+    assert stored_lead(app, owned_lead["id"]).demo_sequence == moved

@@ -91,7 +91,7 @@ def test_a_demo_moves_from_the_card_menu_by_keyboard_through_the_scheduling_dial
 
 def test_the_confirmation_page_offers_the_calendar_file_and_a_wish_form_on_a_phone(
     app,
-    browser,
+    browser,  # noqa: F811
     live_server,  # noqa: F811
     staff_user,
 ):
