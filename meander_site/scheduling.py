@@ -323,6 +323,16 @@ def request_other_time(lead: Lead, raw_wish: object, now: datetime | None = None
     lead.demo_change_requested_at = now
     lead.demo_change_request = wish
     lead.updated_at = now
+    # The history says it happened; what they wrote stays on the lead, shown in the demo section.
+    db.session.add(
+        LeadEvent(
+            lead_id=lead.id,
+            kind="demo_time_requested",
+            actor_name="Kontakten",
+            at=now,
+            detail="Ba om et annet tidspunkt for demoen",
+        )
+    )
     if owner is not None and owner.is_active:
         message = outbox.add(TIME_REQUEST_KIND, owner.email, lead_id=lead.id, user_id=owner.id, now=now)
     else:

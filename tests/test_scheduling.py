@@ -523,6 +523,8 @@ def test_asking_for_another_time_flags_the_card_and_mails_the_owner(
     board = staff.get("/pipeline").get_data(as_text=True)
     card = re.search(rf'<li class="lead-card[^"]*"\s+id="card-{owned_lead["id"]}".*?</li>', board, re.S).group(0)
     assert "Ønsker ny tid" in card
+    lead_page = staff.get(f"/pipeline/leads/{owned_lead['id']}").get_data(as_text=True)
+    assert "Torsdag formiddag passer bedre." in lead_page and "Ba om et annet tidspunkt for demoen" in lead_page
 
     # Moving the demo answers the wish: the flag goes.
     reschedule(staff, token, owned_lead["id"], local_value(future_tuesday_12_january() + timedelta(days=2), "10:00"))
