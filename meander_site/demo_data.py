@@ -3,7 +3,7 @@
 import random
 import secrets
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import sqlalchemy as sa
 
@@ -216,6 +216,20 @@ def _journey(created_at, now, rng: random.Random, quality: float = 1.0) -> list[
     return moves
 
 
+def _fake_demo(status: LeadStatus, now, rng: random.Random, owner) -> dict:
+    """A lead in «Demo avtalt» has its demo within two weeks, on the half hour in office hours (scheduling.py)."""
+    if status != LeadStatus.DEMO_SCHEDULED:
+        return {"demo_at": None, "demo_minutes": None, "demo_location": None, "demo_host_id": None}
+    day = business_days.oslo_today(now) + timedelta(days=rng.randint(0, 14))
+    local = datetime.combine(day, time(rng.randint(9, 15), rng.choice((0, 30))), tzinfo=business_days.OSLO)
+    return {
+        "demo_at": max(local.astimezone(UTC), now + timedelta(hours=1)),
+        "demo_minutes": rng.choice((30, 30, 45, 60)),
+        "demo_location": rng.choice(("https://meet.meander.no/demo", "Storgata 1, Oslo")),
+        "demo_host_id": owner.id if owner else None,
+    }
+
+
 def _fake_lead(serial: int, run_tag: str, now, rng: random.Random, owners: list) -> tuple[dict, dict, dict, list[dict]]:
     first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
     organization = f"{rng.choice(ORGANIZATION_KINDS)} {rng.choice(PLACES)}"
@@ -247,6 +261,7 @@ def _fake_lead(serial: int, run_tag: str, now, rng: random.Random, owners: list)
         else:
             # Most next steps lie ahead; some have slipped, as they do.
             next_step_due_at = now + timedelta(days=rng.uniform(-3, 14))
+    demo = _fake_demo(status, now, rng, owner)
     lead_id = uuid.uuid4()
     lead = {
         "id": lead_id,
@@ -266,6 +281,7 @@ def _fake_lead(serial: int, run_tag: str, now, rng: random.Random, owners: list)
         "first_contact_due_at": business_days.end_of_next_business_day(created_at),
         **{f"first_{name}": value for name, value in touch.items()},
         **{f"latest_{name}": value for name, value in touch.items()},
+        **demo,
     }
     booking = {
         "id": uuid.uuid4(),

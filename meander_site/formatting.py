@@ -70,7 +70,13 @@ def oslo_date_value(value: datetime | None) -> str:
     return value.astimezone(OSLO).date().isoformat() if value else ""
 
 
+def oslo_local_value(value: datetime | None) -> str:
+    """The value of an <input type="datetime-local"> for an instant: Oslo's wall clock, to the minute."""
+    return value.astimezone(OSLO).strftime("%Y-%m-%dT%H:%M") if value else ""
+
+
 def register(app: Flask) -> None:
+    app.add_template_filter(oslo_local_value)
     app.add_template_filter(due_label)
     app.add_template_filter(oslo_date_value)
     app.add_template_filter(local_datetime)

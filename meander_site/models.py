@@ -120,7 +120,7 @@ REPORT_COLUMNS = (
     "first_contact_due_at",
     "left_new_at",
     "first_contact_at",
-    "demo_at",
+    "reached_demo_at",
     "converted_at",
     "lost_reason",
     "new_stage_seconds",
@@ -147,6 +147,8 @@ class Lead(db.Model):
         # The report reads a period's leads from this index alone on PostgreSQL (an index-only scan, about a
         # tenth of the table's width); SQLite ignores INCLUDE and keeps an index on created_at.
         sa.Index("idx_lead_report", "created_at", postgresql_include=list(REPORT_COLUMNS)),
+        # «Demo avtalt» reads in demo order.
+        sa.Index("idx_lead_status_demo_at", "status", "demo_at"),
         enum_check("status", LeadStatus),
         enum_check("source", LeadSource),
         enum_check("organization_size", OrganizationSize, nullable=True),
@@ -204,13 +206,24 @@ class Lead(db.Model):
     funnel_rank: Mapped[int] = mapped_column(sa.SmallInteger, default=0, server_default="0")
     left_new_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     first_contact_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    demo_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reached_demo_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     converted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     lost_reason: Mapped[str | None] = mapped_column(sa.String(40))
     new_stage_seconds: Mapped[float | None] = mapped_column(sa.Float)
     contacted_stage_seconds: Mapped[float | None] = mapped_column(sa.Float)
     qualified_stage_seconds: Mapped[float | None] = mapped_column(sa.Float)
     demo_stage_seconds: Mapped[float | None] = mapped_column(sa.Float)
+    # The demo (scheduling.py): when, how long, where, who hosts it. SEQUENCE counts the invitations
+    # sent for it (RFC 5545): a move or a cancellation is one higher than the mail before it.
+    demo_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    demo_minutes: Mapped[int | None] = mapped_column(sa.Integer)
+    demo_location: Mapped[str | None] = mapped_column(sa.String(500))
+    demo_host_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    demo_sequence: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+    demo_cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # «Be om et annet tidspunkt» from the confirmation page: the card shows «Ønsker ny tid» until moved.
+    demo_change_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    demo_change_request: Mapped[str | None] = mapped_column(sa.String(500))
 
     bookings: Mapped[list["Booking"]] = relationship(
         back_populates="lead", order_by="Booking.created_at", cascade="all, delete-orphan", passive_deletes=True

@@ -251,7 +251,7 @@ class Report:
 def _measures() -> dict[str, object]:
     return {
         "to_first_contact": _seconds_between(Lead.first_contact_at, Lead.created_at),
-        "to_demo": _seconds_between(Lead.demo_at, Lead.created_at),
+        "to_demo": _seconds_between(Lead.reached_demo_at, Lead.created_at),
         "to_customer": _seconds_between(Lead.converted_at, Lead.created_at),
         LeadStatus.NEW.value: Lead.new_stage_seconds,
         LeadStatus.CONTACTED.value: Lead.contacted_stage_seconds,

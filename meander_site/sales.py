@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-from . import attribution, confirmations, follow_up, leads, next_steps
+from . import attribution, confirmations, follow_up, leads, next_steps, scheduling
 from .extensions import db
 from .leads import ContactDetails, LeadValidationError, StatusTransitionError
 from .models import (
@@ -78,12 +78,22 @@ SORT_ORDERS = {
     "oldest": "Eldste først",
     "newest": "Nyeste først",
 }
+# «Demo avtalt» can also read in the order the demos happen, and does by default.
+DEMO_ORDER = ("demo", "Demotid")
 OWNER_FILTERS = {"mine": "Mine", "none": "Ufordelt"}
 
 
 def default_sort(status: LeadStatus) -> str:
     # Open columns are worked in the order things fall due; final ones are read newest first.
+    if status == LeadStatus.DEMO_SCHEDULED:
+        return DEMO_ORDER[0]
     return "newest" if status in leads.FINAL_STATUSES else "due"
+
+
+def sort_orders_for(status: LeadStatus) -> dict[str, str]:
+    if status == LeadStatus.DEMO_SCHEDULED:
+        return {DEMO_ORDER[0]: DEMO_ORDER[1], **SORT_ORDERS}
+    return SORT_ORDERS
 
 
 @dataclass(frozen=True)
@@ -115,7 +125,8 @@ class BoardFilter:
         sorts = tuple(
             (status.value, args[f"sort_{status.value}"])
             for status in LeadStatus
-            if args.get(f"sort_{status.value}") in SORT_ORDERS and args[f"sort_{status.value}"] != default_sort(status)
+            if args.get(f"sort_{status.value}") in sort_orders_for(status)
+            and args[f"sort_{status.value}"] != default_sort(status)
         )
         return cls(
             q=" ".join(_printable(args.get("q") or "").split())[:MAX_SEARCH_LENGTH],
@@ -219,11 +230,33 @@ class Card:
         due = self.lead.next_step_due_at
         return not self.is_final and due is not None and next_steps.is_overdue(due, self.now)
 
+    @property
+    def demo_at(self) -> datetime | None:
+        """The demo the card shows: only while the lead waits for it in «Demo avtalt»."""
+        if self.lead.status != LeadStatus.DEMO_SCHEDULED.value or self.lead.demo_cancelled_at is not None:
+            return None
+        return self.lead.demo_at
+
+    @property
+    def demo_label(self) -> str | None:
+        return scheduling.short_demo_label(self.demo_at, self.now) if self.demo_at else None
+
+    @property
+    def demo_is_today(self) -> bool:
+        return scheduling.is_today(self.demo_at, self.now)
+
+    @property
+    def wants_new_time(self) -> bool:
+        """«Ønsker ny tid»: the prospect asked for another time from the confirmation page."""
+        return self.demo_at is not None and self.lead.demo_change_requested_at is not None
+
 
 def _sort_key_columns(order: str):
     """The columns a column's cards are ordered by, ending with the id so the order is total."""
     if order == "due":
         return (Lead.next_step_due_at, Lead.id), False
+    if order == "demo":
+        return (Lead.demo_at, Lead.id), False
     return (Lead.created_at, Lead.id), order == "newest"
 
 
@@ -244,11 +277,20 @@ class Column:
         return self.status in REASON_REQUIRED
 
     @property
+    def asks_for_demo(self) -> bool:
+        """A move here opens the scheduling dialog (templates/pipeline/_demo_dialog.html) first."""
+        return self.status == LeadStatus.DEMO_SCHEDULED
+
+    @property
+    def sort_orders(self) -> dict[str, str]:
+        return sort_orders_for(self.status)
+
+    @property
     def cursor(self) -> str | None:
         if not self.cards:
             return None
         last = self.cards[-1].lead
-        key = last.next_step_due_at if self.order == "due" else last.created_at
+        key = {"due": last.next_step_due_at, "demo": last.demo_at}.get(self.order, last.created_at)
         return f"{key.isoformat() if key else ''}|{last.id}"
 
 
@@ -360,6 +402,8 @@ def board(board_filter: BoardFilter, per_column: int = CARDS_PER_COLUMN) -> list
 def _card_sort_key(order: str):
     if order == "due":
         return lambda card: (card.lead.next_step_due_at is None, card.lead.next_step_due_at or utcnow(), card.lead.id)
+    if order == "demo":
+        return lambda card: (card.lead.demo_at is None, card.lead.demo_at or utcnow(), card.lead.id)
     return lambda card: (card.lead.created_at, card.lead.id)
 
 
@@ -434,9 +478,13 @@ class MoveDetails:
     note: str | None = None
     # What comes next, as staff set it in the move dialog; None: the proposal for the new status.
     next_step: next_steps.NextStep | None = None
+    # The demo a move to «Demo avtalt» schedules.
+    demo: scheduling.DemoPlan | None = None
 
 
-def validate_move_details(to_status: LeadStatus, raw: Mapping[str, str]) -> MoveDetails:
+def validate_move_details(
+    to_status: LeadStatus, raw: Mapping[str, str], default_host_id: uuid.UUID | None = None
+) -> MoveDetails:
     reason = (raw.get("reason") or "").strip() or None
     note = (raw.get("note") or "").strip() or None
     errors = {}
@@ -455,9 +503,15 @@ def validate_move_details(to_status: LeadStatus, raw: Mapping[str, str]) -> Move
             next_step = follow_up.validate_next_step(raw.get("next_step"), raw.get("next_step_due"))
         except LeadValidationError as error:
             errors.update(error.errors)
+    demo = None
+    if to_status == LeadStatus.DEMO_SCHEDULED:
+        try:
+            demo = scheduling.validate_demo(raw, default_host_id)
+        except LeadValidationError as error:
+            errors.update(error.errors)
     if errors:
         raise LeadValidationError(errors)
-    return MoveDetails(reason=reason, note=note, next_step=next_step)
+    return MoveDetails(reason=reason, note=note, next_step=next_step, demo=demo)
 
 
 def move(lead_id: uuid.UUID, to_status: str, by: User, details: MoveDetails = MoveDetails()) -> Lead:
@@ -466,8 +520,10 @@ def move(lead_id: uuid.UUID, to_status: str, by: User, details: MoveDetails = Mo
     lead = get_lead(lead_id)
     current = lead.status
     leads.check_transition(current, target)
+    scheduling.require_plan(target, details.demo)
     now = utcnow()
-    step = details.next_step or next_steps.proposal_after_move(target.value, now)
+    demo_at = details.demo.starts_at if details.demo else None
+    step = details.next_step or next_steps.proposal_after_move(target.value, now, demo_at=demo_at)
     if target in leads.FINAL_STATUSES:
         step = None
     moved = db.session.execute(
@@ -503,9 +559,11 @@ def move(lead_id: uuid.UUID, to_status: str, by: User, details: MoveDetails = Mo
             note=details.note,
         )
     )
+    mails = scheduling.apply_move(lead, current, target, details.demo, by, now)
     # Read before the commit expires `by`: logging must not cost a query.
     moved_by = str(by.id)
     db.session.commit()
+    scheduling.dispatch(mails)
     log.info(
         "lead moved",
         extra={

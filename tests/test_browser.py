@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import threading
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -14,7 +15,7 @@ from conftest import make_lead
 from helpers import wait_until
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from meander_site import demo_data, sales
+from meander_site import demo_data, sales, scheduling
 from meander_site.extensions import db
 from meander_site.models import Lead, LeadStatusChange, User, utcnow
 
@@ -135,7 +136,13 @@ def lead_with_status(app, staff_user, status, **fields):
     lead = make_lead(app, **fields)
     if status != "new":
         with app.app_context():
-            sales.move(lead["id"], status, by=db.session.get(User, staff_user["id"]))
+            user = db.session.get(User, staff_user["id"])
+            details = sales.MoveDetails()
+            if status == "demo_scheduled":
+                in_a_week = (utcnow() + timedelta(days=7)).replace(second=0, microsecond=0)
+                plan = scheduling.DemoPlan(in_a_week, 30, "https://meet.meander.no/demo", user.id)
+                details = sales.MoveDetails(demo=plan)
+            sales.move(lead["id"], status, by=user, details=details)
     return lead
 
 

@@ -4,6 +4,8 @@ code, the recorded history, and two people (eight, here) moving one card at the 
 import re
 import threading
 import uuid
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -26,6 +28,12 @@ def move(client, lead_id, status: str | None, token: str | None, htmx: bool = Tr
     if token:
         headers["X-CSRFToken"] = token
     return client.post(f"/pipeline/leads/{lead_id}/status", data=data, headers=headers)
+
+
+def demo_fields() -> dict:
+    """What a move to «Demo avtalt» carries (scheduling.validate_demo): a time a week ahead, Oslo wall clock."""
+    day = (datetime.now(UTC) + timedelta(days=7)).astimezone(ZoneInfo("Europe/Oslo"))
+    return {"demo_at": day.strftime("%Y-%m-%dT10:00"), "demo_location": "https://meet.meander.no/demo"}
 
 
 def lead_state(app, lead_id) -> tuple[str, object, list[tuple]]:
@@ -102,7 +110,7 @@ def test_a_move_is_recorded_with_from_to_who_and_when(app, staff_client, staff_u
 def test_skipping_ahead_is_allowed(app, staff_client, token):
     lead = make_lead(app)
 
-    response = move(staff_client, lead["id"], "demo_scheduled", token)
+    response = move(staff_client, lead["id"], "demo_scheduled", token, **demo_fields())
 
     assert response.status_code == 200
     assert lead_state(app, lead["id"])[2] == [("new", "demo_scheduled", None, None)]
@@ -112,7 +120,7 @@ def test_the_whole_pipeline_forward_leaves_a_complete_history(app, staff_client,
     lead = make_lead(app)
 
     for status in ("contacted", "qualified", "demo_scheduled"):
-        assert move(staff_client, lead["id"], status, token).status_code == 200
+        assert move(staff_client, lead["id"], status, token, **demo_fields()).status_code == 200
     assert move(staff_client, lead["id"], "converted", token, note="Signerte på stedet.").status_code == 200
 
     status, _, history = lead_state(app, lead["id"])

@@ -43,9 +43,11 @@ import os
 import re
 import unicodedata
 import uuid
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import quote, urlsplit
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -281,6 +283,8 @@ def expected_move(current: str, form: dict) -> int | None:
         return 422
     if note and (len(note) > MAX_NOTE_LENGTH or has_controls(note)):
         return 422  # a note with control characters is refused like a multi-line contact field
+    if target == "demo_scheduled" and not (form.get("demo_at") and form.get("demo_location")):
+        return 422  # a move to «Demo avtalt» carries its demo
     if not can_move(current, target):
         return 409
     return None
@@ -607,6 +611,10 @@ class SiteMachine(RuleBasedStateMachine):
         known = self.leads[data.draw(st.sampled_from(open_leads))]
         target = data.draw(st.sampled_from([status for status in STATUSES if can_move(known.status, status)]))
         form = {"status": target, "reason": data.draw(st.sampled_from(sorted(LOST_REASONS))), "note": note}
+        if target == "demo_scheduled":
+            # A move to «Demo avtalt» carries its demo (scheduling.validate_demo): a week ahead, Oslo time.
+            in_a_week = (datetime.now(UTC) + timedelta(days=7)).astimezone(ZoneInfo("Europe/Oslo"))
+            form.update(demo_at=in_a_week.strftime("%Y-%m-%dT10:00"), demo_location="https://meet.meander.no/demo")
         self.do_move(known, form, htmx=data.draw(st.booleans()), token_in_form=data.draw(st.booleans()))
 
     # --- reads ---

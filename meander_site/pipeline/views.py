@@ -8,7 +8,7 @@ from ..csv_export import csv_response
 from ..extensions import login_manager
 from ..htmx import is_htmx_request, redirect_after_post
 from ..models import LeadSource, OrganizationSize, utcnow
-from . import bp
+from . import bp, demo_views
 from .forms import LeadEditForm, NewLeadForm
 
 
@@ -75,6 +75,7 @@ def board():
         size_choices=OrganizationSize.choices(),
         owner_filters=sales.OWNER_FILTERS,
         staff=follow_up.active_staff(),
+        **demo_views.dialog_context(),
         **context,
     )
 
@@ -110,14 +111,18 @@ def changes():
 @bp.post("/leads/<uuid:lead_id>/status")
 def move(lead_id: uuid.UUID):
     board_filter = current_filter()
-    sales.get_lead(lead_id)  # an unknown lead is a 404 whatever else the request says
+    lead = sales.get_lead(lead_id)  # an unknown lead is a 404 whatever else the request says
+    # The lead page's «Avtal demo» form: its answers go back to that page, with what was typed kept.
+    from_lead_page = request.form.get("back") == "lead" and not is_htmx_request()
     try:
         target = leads.parse_status(request.form.get("status"))
-        details = sales.validate_move_details(target, request.form)
+        details = sales.validate_move_details(target, request.form, default_host_id=lead.owner_id or current_user.id)
         lead = sales.move(lead_id, target, by=current_user.user, details=details)
     except leads.UnknownStatusError:
         return message("Ukjent status. Velg en av kolonnene på tavla.", 422, kind="error")
     except leads.LeadValidationError as error:
+        if from_lead_page:
+            return render_lead_page(lead_id, errors=error.errors, status=422)
         return message(" ".join(error.errors.values()), 422, kind="error")
     except leads.StatusTransitionError as error:
         return message(error.message, 409, kind="error", lead_id=lead_id)
@@ -125,8 +130,12 @@ def move(lead_id: uuid.UUID):
     if lead.next_step and lead.next_step_due_at:
         # The proposal is only a proposal: say what it is, and where to change it.
         text += f" Neste steg: «{lead.next_step}», frist {formatting.due_label(lead.next_step_due_at)}."
+    if lead.demo_at and lead.status == "demo_scheduled":
+        text += " Invitasjonen sendes til kontakten og verten."
     if not is_htmx_request():
         flash(text)
+        if from_lead_page:
+            return redirect(url_for("pipeline.lead_page", lead_id=lead_id), code=303)
         return redirect(url_for("pipeline.board", **board_filter.as_args()), code=303)
     return message(
         text,
@@ -163,6 +172,7 @@ def render_lead_page(lead_id: uuid.UUID, form: LeadEditForm | None = None, error
         field_labels=leads.FIELD_LABELS,
         staff=follow_up.active_staff(),
         timeline=follow_up.timeline(lead_id),
+        demo=demo_views.demo_context(lead),
     ), status
 
 

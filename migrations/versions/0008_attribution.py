@@ -2,7 +2,7 @@
 each lead's journey (milestones, time per stage) kept by triggers on lead_status_changes
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 """
 
 from datetime import UTC
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
@@ -35,7 +35,7 @@ REPORT_COLUMNS = (
     "first_contact_due_at",
     "left_new_at",
     "first_contact_at",
-    "demo_at",
+    "reached_demo_at",
     "converted_at",
     "lost_reason",
     "new_stage_seconds",
@@ -52,7 +52,7 @@ STAGE_SECONDS = {  # column -> the stage it measures
     "qualified_stage_seconds": "qualified",
     "demo_stage_seconds": "demo_scheduled",
 }
-JOURNEY_TIMES = ("left_new_at", "first_contact_at", "demo_at", "converted_at")
+JOURNEY_TIMES = ("left_new_at", "first_contact_at", "reached_demo_at", "converted_at")
 RANK = "CASE {0} WHEN 'new' THEN 0 WHEN 'contacted' THEN 1 WHEN 'qualified' THEN 2 WHEN 'demo_scheduled' THEN 3 WHEN 'converted' THEN 4 ELSE -1 END"
 
 
@@ -80,8 +80,8 @@ def _journey_assignments(dialect: str) -> str:
         "left_new_at = CASE WHEN NEW.from_status = 'new' AND left_new_at IS NULL THEN NEW.changed_at ELSE left_new_at END",
         "first_contact_at = CASE WHEN NEW.from_status = 'new' AND NEW.to_status <> 'lost' AND first_contact_at IS NULL "
         "THEN NEW.changed_at ELSE first_contact_at END",
-        "demo_at = CASE WHEN NEW.to_status IN ('demo_scheduled', 'converted') AND demo_at IS NULL "
-        "THEN NEW.changed_at ELSE demo_at END",
+        "reached_demo_at = CASE WHEN NEW.to_status IN ('demo_scheduled', 'converted') AND reached_demo_at IS NULL "
+        "THEN NEW.changed_at ELSE reached_demo_at END",
         "converted_at = CASE WHEN NEW.to_status = 'converted' THEN NEW.changed_at ELSE converted_at END",
         "lost_reason = CASE WHEN NEW.to_status = 'lost' THEN NEW.reason ELSE lost_reason END",
     ]
