@@ -116,7 +116,23 @@
     });
   }
 
+  function cancelMove(card, origin, focusAfter) {
+    snapBack(card, origin);
+    announce(message("Cancelled"), "info");
+    if (focusAfter) menuButton(card).focus();
+  }
+
   function requestMove(card, status, origin, focusAfter) {
+    var column = columnElement(status);
+    // A column with data-dialog names the dialog that asks for the move's details (demo_dialog.js: the demo's time).
+    if (column && column.dataset.dialog === "demo-dialog" && window.MeanderDemoDialog) {
+      window.MeanderDemoDialog.ask(card, function (demo) {
+        postMove(card, status, demo, origin, focusAfter);
+      }, function () {
+        cancelMove(card, origin, focusAfter);
+      });
+      return;
+    }
     if (!needsDetails(status)) {
       postMove(card, status, {}, origin, focusAfter);
       return;
@@ -124,9 +140,7 @@
     askForDetails(card, status, function (details) {
       postMove(card, status, details, origin, focusAfter);
     }, function () {
-      snapBack(card, origin);
-      announce(message("Cancelled"), "info");
-      if (focusAfter) menuButton(card).focus();
+      cancelMove(card, origin, focusAfter);
     });
   }
 
@@ -383,8 +397,7 @@
 
   // The poll never lands in the middle of a drag, a dialog, an open menu or a move.
   function boardIsBusy() {
-    var dialog = document.getElementById("move-dialog");
-    return document.body.classList.contains("is-dragging") || (dialog && dialog.open) ||
+    return document.body.classList.contains("is-dragging") || document.querySelector("dialog[open]") !== null ||
       document.querySelector("details.card-menu[open]") !== null || Object.keys(pendingMoves).length > 0;
   }
   document.addEventListener("htmx:beforeRequest", function (event) {
