@@ -155,8 +155,10 @@ def main() -> None:
             if embedded:
                 embedded.stop()
 
-    print(f"{'leads':>8} {'database':>10} {'median ms':>10} {'p95 ms':>8} {'queries':>8} {'SQL ms':>7} "
-          f"{'cards':>6} {'ms/card':>8} {'page kB':>8}")
+    print(
+        f"{'leads':>8} {'database':>10} {'median ms':>10} {'p95 ms':>8} {'queries':>8} {'SQL ms':>7} "
+        f"{'cards':>6} {'ms/card':>8} {'page kB':>8}"
+    )
     for row in results:
         print(
             f"{row['leads']:>8} {row['database']:>10} {row['median_ms']:>10} {row['p95_ms']:>8} "

@@ -156,8 +156,10 @@ def profile_mail(app, arguments) -> None:
         enqueue(arguments.count, "plain")
         started = time.process_time()
         worker.work(burst=True, logging_level="WARNING")
-        print(f"confirmation job: {(time.process_time() - started) / arguments.count * 1000:.2f} ms CPU each "
-              "(worker process only; RQ SimpleWorker, SMTP into the sink)")
+        print(
+            f"confirmation job: {(time.process_time() - started) / arguments.count * 1000:.2f} ms CPU each "
+            "(worker process only; RQ SimpleWorker, SMTP into the sink)"
+        )
         enqueue(arguments.count, "profiled")
         worker = SimpleWorker([queue], connection=queue.connection)
         profiler = cProfile.Profile()

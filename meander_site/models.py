@@ -307,7 +307,6 @@ class Booking(db.Model):
     lead: Mapped[Lead] = relationship(back_populates="bookings")
 
 
-
 # --- staff and the pipeline ---------------------------------------------------------------------------
 
 

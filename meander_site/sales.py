@@ -321,9 +321,7 @@ def _column_page(
         elif descending:
             query = query.where(sa.or_(key < value, sa.and_(key == value, lead_id_column < lead_id)))
         else:
-            query = query.where(
-                sa.or_(key > value, sa.and_(key == value, lead_id_column > lead_id), key.is_(None))
-            )
+            query = query.where(sa.or_(key > value, sa.and_(key == value, lead_id_column > lead_id), key.is_(None)))
     if descending:
         return query.order_by(key.desc(), lead_id_column.desc()).limit(limit)
     return query.order_by(key.asc().nulls_last(), lead_id_column.asc()).limit(limit)
@@ -581,9 +579,7 @@ def move(lead_id: uuid.UUID, to_status: str, by: User, details: MoveDetails = Mo
 def status_history(lead_id: uuid.UUID) -> list[LeadStatusChange]:
     return list(
         db.session.execute(
-            sa.select(LeadStatusChange)
-            .where(LeadStatusChange.lead_id == lead_id)
-            .order_by(LeadStatusChange.changed_at)
+            sa.select(LeadStatusChange).where(LeadStatusChange.lead_id == lead_id).order_by(LeadStatusChange.changed_at)
         ).scalars()
     )
 
@@ -703,8 +699,12 @@ def apply_booking_details(lead_id: uuid.UUID, booking_id: uuid.UUID, by: User) -
     db.session.commit()
     log.info(
         "booking details applied",
-        extra={"event": "booking_details_applied", "lead_id": str(lead_id), "booking_id": str(booking_id),
-               "user_id": applied_by},
+        extra={
+            "event": "booking_details_applied",
+            "lead_id": str(lead_id),
+            "booking_id": str(booking_id),
+            "user_id": applied_by,
+        },
     )
     return lead
 
@@ -739,9 +739,7 @@ def validate_staff_lead(raw: Mapping[str, object]) -> tuple[ContactDetails, Lead
 def create_by_staff(details: ContactDetails, source: object, send_confirmation: bool) -> leads.BookingResult:
     """A lead from the phone, an event or a referral: the same upsert as the public form, no rate limit."""
     channel = staff_source(source)
-    return leads.book_demo(
-        details, ip_address=None, source=channel, with_confirmation=send_confirmation, by_staff=True
-    )
+    return leads.book_demo(details, ip_address=None, source=channel, with_confirmation=send_confirmation, by_staff=True)
 
 
 def erase(lead_id: uuid.UUID, by: User) -> set[uuid.UUID]:

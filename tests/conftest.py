@@ -238,9 +238,7 @@ def staff_user(app):
 def log_in(client, email: str, password: str, next_path: str = "/pipeline"):
     page = client.get("/login")
     token = CSRF_INPUT.search(page.get_data(as_text=True)).group(1)
-    return client.post(
-        f"/login?next={next_path}", data={"csrf_token": token, "email": email, "password": password}
-    )
+    return client.post(f"/login?next={next_path}", data={"csrf_token": token, "email": email, "password": password})
 
 
 @pytest.fixture

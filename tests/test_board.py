@@ -92,7 +92,6 @@ def test_the_board_renders_the_move_rules_and_board_js_hard_codes_none_of_them(a
     assert not [status for status in STATUSES if f'"{status}"' in script or f"{status}:" in script]
 
 
-
 def test_board_has_six_columns_in_pipeline_order_with_norwegian_labels(staff_client):
     page = board(staff_client)
 
@@ -105,8 +104,14 @@ def test_board_has_six_columns_in_pipeline_order_with_norwegian_labels(staff_cli
 def test_a_card_shows_organization_contact_role_owner_and_its_first_step(app, staff_client):
     web = make_lead(app)
     phoned = staff_created(
-        app, "phone", email="ola@bymisjon.no", first_name="Ola", last_name="Hansen",
-        organization_name="Kirkens Bymisjon Bergen", role_title="Daglig leder", organization_size="",
+        app,
+        "phone",
+        email="ola@bymisjon.no",
+        first_name="Ola",
+        last_name="Hansen",
+        organization_name="Kirkens Bymisjon Bergen",
+        role_title="Daglig leder",
+        organization_size="",
     )
 
     page = board(staff_client)
@@ -212,12 +217,21 @@ def mixed_leads(app, staff_user):
     """Four leads that differ in name, email, organization, size, source, status and age."""
     kari = make_lead(app)["id"]
     ola = make_lead(
-        app, first_name="Ola", last_name="Hansen", email="ola@bymisjon.no",
-        organization_name="Kirkens Bymisjon Bergen", organization_size="1-10",
+        app,
+        first_name="Ola",
+        last_name="Hansen",
+        email="ola@bymisjon.no",
+        organization_name="Kirkens Bymisjon Bergen",
+        organization_size="1-10",
     )["id"]
     ingrid = staff_created(
-        app, "phone", first_name="Ingrid", last_name="Berg", email="ingrid@rodekors.no",
-        organization_name="Frivilligsentralen Tromsø", organization_size="201-1000",
+        app,
+        "phone",
+        first_name="Ingrid",
+        last_name="Berg",
+        email="ingrid@rodekors.no",
+        organization_name="Frivilligsentralen Tromsø",
+        organization_size="201-1000",
     )
     per = make_lead(
         app, first_name="Per", last_name="Lund", email="per@gammel.no", organization_name="Gammel Forening"
@@ -368,9 +382,7 @@ def test_open_columns_list_what_falls_due_first_and_final_ones_newest_first(app,
         db.session.execute(
             sa.update(Lead).where(Lead.id == later).values(next_step_due_at=utcnow() + timedelta(days=9))
         )
-        db.session.execute(
-            sa.update(Lead).where(Lead.id == first_lost).values(created_at=utcnow() - timedelta(days=9))
-        )
+        db.session.execute(sa.update(Lead).where(Lead.id == first_lost).values(created_at=utcnow() - timedelta(days=9)))
         db.session.commit()
 
     page = board(staff_client)

@@ -30,17 +30,18 @@ def the_booking() -> Booking:
 
 
 def the_confirmation() -> OutboxMessage:
-    return db.session.execute(
-        db.select(OutboxMessage).where(OutboxMessage.kind == confirmations.KIND)
-    ).scalar_one()
+    return db.session.execute(db.select(OutboxMessage).where(OutboxMessage.kind == confirmations.KIND)).scalar_one()
 
 
 def confirmation_jobs(app) -> int:
     """How many queued jobs are for a confirmation (a booking also queues the team's new-lead mail)."""
     with app.app_context():
-        ids = {str(message_id) for message_id in db.session.scalars(
-            db.select(OutboxMessage.id).where(OutboxMessage.kind == confirmations.KIND)
-        )}
+        ids = {
+            str(message_id)
+            for message_id in db.session.scalars(
+                db.select(OutboxMessage.id).where(OutboxMessage.kind == confirmations.KIND)
+            )
+        }
         return sum(job.args[0] in ids for job in mail_queue().get_jobs())
 
 

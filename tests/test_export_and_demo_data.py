@@ -43,9 +43,11 @@ def test_demo_data_creates_realistic_leads_over_every_status_with_counts_kept_by
         moved = {lead.id for lead in leads if lead.status != "new"}
         changed = set(db.session.execute(sa.select(LeadStatusChange.lead_id)).scalars())
         assert changed == moved
-        lost_reasons = db.session.execute(
-            sa.select(LeadStatusChange.reason).where(LeadStatusChange.to_status == "lost")
-        ).scalars().all()
+        lost_reasons = (
+            db.session.execute(sa.select(LeadStatusChange.reason).where(LeadStatusChange.to_status == "lost"))
+            .scalars()
+            .all()
+        )
         assert lost_reasons and all(reason in sales.LOST_REASONS for reason in lost_reasons)
         oldest = min(lead.created_at for lead in leads)
         newest = max(lead.created_at for lead in leads)
@@ -102,16 +104,29 @@ def test_status_counts_stay_equal_to_real_counts_through_bookings_moves_edits_an
     staff_client.post(f"/pipeline/leads/{ids[0]}/status", data={"status": "qualified"}, headers=headers)
     staff_client.post(f"/pipeline/leads/{ids[1]}/status", data={"status": "lost", "reason": "price"}, headers=headers)
     staff_client.post(f"/pipeline/leads/{ids[1]}/status", data={"status": "new"}, headers=headers)  # refused
-    staff_client.post(f"/pipeline/leads/{ids[2]}", data={
-        "first_name": "Endret", "last_name": "Navn", "email": "lead2@eksempel.no",
-        "organization_name": "Org", "role_title": "Rolle", "csrf_token": token,
-    })
+    staff_client.post(
+        f"/pipeline/leads/{ids[2]}",
+        data={
+            "first_name": "Endret",
+            "last_name": "Navn",
+            "email": "lead2@eksempel.no",
+            "organization_name": "Org",
+            "role_title": "Rolle",
+            "csrf_token": token,
+        },
+    )
     staff_client.post(f"/pipeline/leads/{ids[3]}/delete", data={"csrf_token": token})
     with app.app_context():
         user = db.session.get(User, staff_user["id"])
         sales.move(ids[0], "converted", by=user)
 
     with app.app_context():
-        assert real_counts() == {"new": 1, "contacted": 0, "qualified": 0, "demo_scheduled": 0, "converted": 1,
-                                 "lost": 1}
+        assert real_counts() == {
+            "new": 1,
+            "contacted": 0,
+            "qualified": 0,
+            "demo_scheduled": 0,
+            "converted": 1,
+            "lost": 1,
+        }
         assert stored_counts() == real_counts()

@@ -92,9 +92,12 @@ def process_is_alive(pid: int) -> bool:
 
 def confirmation_ids(app) -> set[str]:
     with app.app_context():
-        ids = {str(message_id) for message_id in db.session.scalars(
-            sa.select(OutboxMessage.id).where(OutboxMessage.kind == confirmations.KIND)
-        )}
+        ids = {
+            str(message_id)
+            for message_id in db.session.scalars(
+                sa.select(OutboxMessage.id).where(OutboxMessage.kind == confirmations.KIND)
+            )
+        }
         db.session.remove()
         return ids
 
@@ -432,9 +435,7 @@ def test_smtp_hanging_times_out_records_the_failure_and_the_retry_delivers_once(
     assert the_booking(booking_app)["attempts"] == 2
 
 
-def test_smtp_hanging_after_accepting_the_message_does_not_send_it_twice(
-    app, make_app, worker_redis, workers, servers
-):
+def test_smtp_hanging_after_accepting_the_message_does_not_send_it_twice(app, make_app, worker_redis, workers, servers):
     hanging = servers.unresponsive(mode="smtp-stall-on-quit")
     booking_app = make_app(REDIS_URL=worker_redis.url, MAIL_PORT=hanging.port)
     workers.start(worker_redis.url, hanging.port, MAIL_TIMEOUT_SECONDS=1, CONFIRMATION_SEND_LEASE_SECONDS=2)
@@ -501,9 +502,7 @@ def limiter_never_lost_redis(monkeypatch):
     monkeypatch.setattr(limiter, "_Limiter__check_backend_count", 0)
 
 
-def test_redis_black_holed_the_booking_still_answers_within_1_5_s(
-    app, make_app, servers, limiter_never_lost_redis
-):
+def test_redis_black_holed_the_booking_still_answers_within_1_5_s(app, make_app, servers, limiter_never_lost_redis):
     black_hole = servers.unresponsive(mode="silent")
     url = f"redis://127.0.0.1:{black_hole.port}/0"
     client = make_app(REDIS_URL=url, RATELIMIT_STORAGE_URI=url).test_client()

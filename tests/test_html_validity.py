@@ -42,7 +42,9 @@ def check_html(pages: dict[str, str], directory: Path) -> list[str]:
         files.append(str(path))
     result = subprocess.run(
         [JAVA, "-Xss8m", "-jar", str(VNU_JAR), "--format", "json", "--exit-zero-always", *files],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     messages = json.loads(result.stderr)["messages"]
     return [

@@ -215,8 +215,13 @@ def test_editing_contact_fields_saves_them_with_the_phone_in_e164(app, staff_cli
     lead = make_lead(app)
 
     response = edit(
-        staff_client, lead["id"], token,
-        first_name="Kari Anne", phone="+46 70 123 45 67", email="Kari.Anne@LHL.no", organization_size="201-1000",
+        staff_client,
+        lead["id"],
+        token,
+        first_name="Kari Anne",
+        phone="+46 70 123 45 67",
+        email="Kari.Anne@LHL.no",
+        organization_size="201-1000",
         notes="Ringt 3. mars.",
     )
 
@@ -242,8 +247,13 @@ def test_an_invalid_edit_is_422_with_messages_keeps_what_was_typed_and_saves_not
     lead = make_lead(app)
 
     response = edit(
-        staff_client, lead["id"], token,
-        first_name="", email="ikke-en-epost", phone="12", organization_name="Ny organisasjon AS",
+        staff_client,
+        lead["id"],
+        token,
+        first_name="",
+        email="ikke-en-epost",
+        phone="12",
+        organization_name="Ny organisasjon AS",
     )
 
     assert response.status_code == 422
@@ -255,7 +265,10 @@ def test_an_invalid_edit_is_422_with_messages_keeps_what_was_typed_and_saves_not
     assert 'value="ikke-en-epost"' in page and 'value="Ny organisasjon AS"' in page and 'value="12"' in page
     saved = the_lead(app, lead["id"])
     assert (saved.first_name, saved.email, saved.phone, saved.organization_name) == (
-        "Kari", "kari.nordmann@lhl.no", "+4791234567", "LHL Hjerneslag",
+        "Kari",
+        "kari.nordmann@lhl.no",
+        "+4791234567",
+        "LHL Hjerneslag",
     )
 
 
@@ -264,18 +277,35 @@ def test_a_crafted_edit_cannot_change_id_ref_dates_count_ip_status_or_source(app
     before = the_lead(app, lead["id"])
 
     response = edit(
-        staff_client, lead["id"], token,
+        staff_client,
+        lead["id"],
+        token,
         role_title="Leder",
-        id=str(uuid.uuid4()), masked_ref="attacker-chosen-ref", created_at="2001-01-01T00:00:00+00:00",
-        booking_count="99", ip_address="6.6.6.6", status="converted", source="phone",
-        confirmation_sent_at="2001-01-01T00:00:00+00:00", status_changed_at="2001-01-01T00:00:00+00:00",
+        id=str(uuid.uuid4()),
+        masked_ref="attacker-chosen-ref",
+        created_at="2001-01-01T00:00:00+00:00",
+        booking_count="99",
+        ip_address="6.6.6.6",
+        status="converted",
+        source="phone",
+        confirmation_sent_at="2001-01-01T00:00:00+00:00",
+        status_changed_at="2001-01-01T00:00:00+00:00",
     )
 
     assert response.status_code == 303
     [after] = all_leads(app)
     assert after.role_title == "Leder"
-    for name in ("id", "masked_ref", "created_at", "booking_count", "ip_address", "status", "source",
-                 "confirmation_sent_at", "status_changed_at"):
+    for name in (
+        "id",
+        "masked_ref",
+        "created_at",
+        "booking_count",
+        "ip_address",
+        "status",
+        "source",
+        "confirmation_sent_at",
+        "status_changed_at",
+    ):
         assert getattr(after, name) == getattr(before, name), name
 
 
@@ -300,12 +330,12 @@ def test_routes_for_an_unknown_lead_answer_404_in_production(app, make_app, staf
     answers = {
         "page": client.get(f"/pipeline/leads/{missing}").status_code,
         "edit": client.post(f"/pipeline/leads/{missing}", data=VALID_BOOKING, headers=headers).status_code,
-        "move": client.post(f"/pipeline/leads/{missing}/status", data={"status": "contacted"}, headers=headers)
-        .status_code,
+        "move": client.post(
+            f"/pipeline/leads/{missing}/status", data={"status": "contacted"}, headers=headers
+        ).status_code,
         "resend": client.post(f"/pipeline/leads/{missing}/resend", headers=headers).status_code,
         "delete": client.post(f"/pipeline/leads/{missing}/delete", headers=headers).status_code,
-        "apply": client.post(f"/pipeline/leads/{missing}/bookings/{uuid.uuid4()}/apply", headers=headers)
-        .status_code,
+        "apply": client.post(f"/pipeline/leads/{missing}/bookings/{uuid.uuid4()}/apply", headers=headers).status_code,
     }
 
     assert answers == dict.fromkeys(answers, 404)
@@ -345,8 +375,9 @@ def test_the_new_lead_form_offers_staff_sources(staff_client):
 
     assert response.status_code == 200
     page = response.get_data(as_text=True)
-    sources = re.findall(r'<option value="([a-z]+)">', re.search(r'<select[^>]*name="source".*?</select>', page, re.S)
-                         .group(0))
+    sources = re.findall(
+        r'<option value="([a-z]+)">', re.search(r'<select[^>]*name="source".*?</select>', page, re.S).group(0)
+    )
     assert sources == ["referral", "event", "phone", "email", "other"]
     assert 'name="send_confirmation"' in page
 
@@ -400,7 +431,12 @@ def test_a_staff_created_lead_with_a_known_email_updates_that_lead(app, staff_cl
         ({"source": None, "email": ""}, "Velg hvor leaden kom fra."),
     ],
     ids=[
-        "bad-email", "no-organization", "no-email", "no-source", "unknown-source", "website-source",
+        "bad-email",
+        "no-organization",
+        "no-email",
+        "no-source",
+        "unknown-source",
+        "website-source",
         "no-source-and-no-email",
     ],
 )
@@ -434,7 +470,7 @@ def test_the_lead_page_asks_are_you_sure_before_the_delete_button(app, staff_cli
     inside = details.group(1)
     assert "<summary>" in inside
     assert inside.index("Er du sikker?") < inside.index(f'action="/pipeline/leads/{lead["id"]}/delete"')
-    assert page.count(f'/pipeline/leads/{lead["id"]}/delete') == 1
+    assert page.count(f"/pipeline/leads/{lead['id']}/delete") == 1
 
 
 def test_erasure_removes_the_lead_its_bookings_and_history_and_keeps_an_anonymous_audit_entry(

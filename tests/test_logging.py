@@ -107,10 +107,7 @@ def run_with_log_format(log_format: str | None, tmp_path) -> str:
     env.pop("LOG_FORMAT", None)
     if log_format:
         env["LOG_FORMAT"] = log_format
-    script = (
-        "from meander_site import create_app; "
-        "assert create_app().test_client().get('/readyz').status_code == 503"
-    )
+    script = "from meander_site import create_app; assert create_app().test_client().get('/readyz').status_code == 503"
     result = subprocess.run(
         [sys.executable, "-c", script], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=60
     )

@@ -22,6 +22,7 @@ def _without_inline_foreign_keys_that_match(differences: list, connection) -> li
     (ALTER TABLE … ADD COLUMN … REFERENCES … ON DELETE …, since a table copy would drop the triggers) carries
     its foreign key inline: reflected without its ON DELETE, it looks removed and re-added. Such a pair is no
     difference when SQLite itself (PRAGMA foreign_key_list) enforces exactly what the model declares."""
+
     def signature(fk) -> tuple:
         return fk.table.name, tuple(column.name for column in fk.columns), fk.elements[0].column.table.name
 

@@ -41,8 +41,9 @@ def lead_state(app, lead_id) -> tuple[str, object, list[tuple]]:
     with app.app_context():
         lead = db.session.get(Lead, lead_id)
         history = db.session.execute(
-            sa.select(LeadStatusChange.from_status, LeadStatusChange.to_status, LeadStatusChange.reason,
-                      LeadStatusChange.note)
+            sa.select(
+                LeadStatusChange.from_status, LeadStatusChange.to_status, LeadStatusChange.reason, LeadStatusChange.note
+            )
             .where(LeadStatusChange.lead_id == lead_id)
             .order_by(LeadStatusChange.changed_at)
         ).all()
@@ -188,8 +189,9 @@ def test_a_backward_move_is_refused_with_409_and_a_norwegian_reason_and_changes_
     assert stored_counts(app)["qualified"] == 1 and stored_counts(app)["contacted"] == 0
 
 
-@pytest.mark.parametrize("final, target", [("converted", "qualified"), ("converted", "lost"), ("lost", "contacted"),
-                                           ("lost", "converted")])
+@pytest.mark.parametrize(
+    "final, target", [("converted", "qualified"), ("converted", "lost"), ("lost", "contacted"), ("lost", "converted")]
+)
 def test_a_lead_in_a_final_status_cannot_be_moved(app, staff_client, token, final, target):
     lead = make_lead(app)
     assert move(staff_client, lead["id"], final, token, reason="no_need").status_code == 200
@@ -247,9 +249,7 @@ def test_a_refused_plain_form_post_shows_the_reason_on_a_page(app, staff_client,
     lead = make_lead(app)
     move(staff_client, lead["id"], "converted", token)
 
-    response = staff_client.post(
-        f"/pipeline/leads/{lead['id']}/status", data={"status": "new", "csrf_token": token}
-    )
+    response = staff_client.post(f"/pipeline/leads/{lead['id']}/status", data={"status": "new", "csrf_token": token})
 
     assert response.status_code == 409
     page = response.get_data(as_text=True)
@@ -310,9 +310,7 @@ THREADS = 8
 
 def signed_in_clients(app, count: int) -> list:
     with app.app_context():
-        users = [
-            accounts.create_user(f"selger{n}@meander.no", f"Selger {n}", STAFF_PASSWORD) for n in range(count)
-        ]
+        users = [accounts.create_user(f"selger{n}@meander.no", f"Selger {n}", STAFF_PASSWORD) for n in range(count)]
         ids = [user.id for user in users]
     clients = []
     for n in range(count):

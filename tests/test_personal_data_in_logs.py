@@ -39,10 +39,22 @@ BJARNHILD = {
 }
 # Everything the run submits, as typed, as stored, and as the mailer spells it.
 PERSONAL_DATA = (
-    "Zelda", "Quoxworth", "zelda.quoxworth@", "ørkenvik", "xn--rkenvik-p1a",
-    "412 34 987", "41234987", "+4741234987",
-    "Bjarnhild", "Yttervik", "bjarnhild.yttervik@", "fjelllag", "ｆｊｅｌｌｌａｇ",
-    "70 765 43 21", "707654321", "+46707654321",
+    "Zelda",
+    "Quoxworth",
+    "zelda.quoxworth@",
+    "ørkenvik",
+    "xn--rkenvik-p1a",
+    "412 34 987",
+    "41234987",
+    "+4741234987",
+    "Bjarnhild",
+    "Yttervik",
+    "bjarnhild.yttervik@",
+    "fjelllag",
+    "ｆｊｅｌｌｌａｇ",
+    "70 765 43 21",
+    "707654321",
+    "+46707654321",
     CLIENT_IP,
 )
 

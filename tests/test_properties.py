@@ -362,6 +362,8 @@ def assert_shows_typed(page: PageAudit, submission: dict, response):
 COUNT = re.compile(
     r'<span id="count-([a-z_]+)" class="count"[^>]*><span class="visually-hidden">[^<]*</span>(\d+)</span>'
 )
+
+
 def neutralized(value: str) -> str:
     return "'" + value if would_be_formula(value) else value
 
@@ -969,16 +971,19 @@ def test_every_route_answers_hostile_text_in_every_parameter_without_a_5xx(app, 
     edge_of_time = st.sampled_from([*EXTREME_MOMENTS, *(f"{moment}|{lead['id']}" for moment in EXTREME_MOMENTS)])
     # A path on this site with a control character in it, for the parameters that hold a path (`next`).
     local_path = st.sampled_from(CONTROLS).map(lambda control: f"/pipeline{control}x")
-    hostile_parameters = st.fixed_dictionaries(
-        {}, optional=dict.fromkeys(names, FREE_TEXT | edge_of_time | local_path)
-    )
+    hostile_parameters = st.fixed_dictionaries({}, optional=dict.fromkeys(names, FREE_TEXT | edge_of_time | local_path))
     every_route = routes(app)
     assert len(every_route) >= 15, every_route
 
     def check_route(route: Rule, method: str):
         @settings(SETTINGS, max_examples=5)
-        @given(data=st.data(), query=hostile_parameters, form=hostile_parameters, signed_in=st.booleans(),
-               htmx=st.booleans())
+        @given(
+            data=st.data(),
+            query=hostile_parameters,
+            form=hostile_parameters,
+            signed_in=st.booleans(),
+            htmx=st.booleans(),
+        )
         def check(data, query, form, signed_in, htmx):
             client, token = (staff_client, staff_token) if signed_in else (public, public_token)
             headers = {"X-CSRFToken": token, **(HTMX if htmx else {})}

@@ -77,8 +77,16 @@ def test_rebooking_a_lead_sales_have_moved_keeps_its_details_but_stores_and_coun
 
     assert response.status_code == 303
     lead = lead_row(app)
-    for field in ("first_name", "last_name", "phone", "organization_name", "role_title", "notes",
-                  "current_solution", "preferred_demo_timing"):
+    for field in (
+        "first_name",
+        "last_name",
+        "phone",
+        "organization_name",
+        "role_title",
+        "notes",
+        "current_solution",
+        "preferred_demo_timing",
+    ):
         assert getattr(lead, field) == getattr(before, field), field
     assert (lead.status, lead.booking_count, lead.ip_address) == ("converted", 2, before.ip_address)
     assert lead.updated_at > before.updated_at
@@ -97,7 +105,10 @@ def test_rebooking_a_new_lead_staff_have_edited_keeps_its_details(app, client, s
 
     lead = lead_row(app)
     assert (lead.status, lead.first_name, lead.organization_name, lead.booking_count) == (
-        "new", "Kari Anne", "LHL Hjerneslag", 2
+        "new",
+        "Kari Anne",
+        "LHL Hjerneslag",
+        2,
     )
     assert lead.staff_edited_at is not None
 
@@ -147,20 +158,26 @@ def test_newer_details_show_on_the_card_and_as_old_to_new_on_the_lead_page(app, 
 def test_using_the_newer_details_applies_them_and_records_who_did_it(app, client, staff_client, token, staff_user):
     book(client)
     set_status(app, "contacted")
-    book(client, first_name="Kari Anne", organization_name="LHL Hjerneslag Oslo", notes="Nytt nummer.",
-         phone="+47 22 33 44 55")
+    book(
+        client,
+        first_name="Kari Anne",
+        organization_name="LHL Hjerneslag Oslo",
+        notes="Nytt nummer.",
+        phone="+47 22 33 44 55",
+    )
     lead = lead_row(app)
     booking_id = lead.newer_details_booking_id
 
-    response = staff_client.post(
-        f"/pipeline/leads/{lead.id}/bookings/{booking_id}/apply", data={"csrf_token": token}
-    )
+    response = staff_client.post(f"/pipeline/leads/{lead.id}/bookings/{booking_id}/apply", data={"csrf_token": token})
 
     assert response.status_code == 303
     assert response.headers["Location"] == f"/pipeline/leads/{lead.id}"
     after = lead_row(app)
     assert (after.first_name, after.organization_name, after.notes, after.phone) == (
-        "Kari Anne", "LHL Hjerneslag Oslo", "Nytt nummer.", "+4722334455"
+        "Kari Anne",
+        "LHL Hjerneslag Oslo",
+        "Nytt nummer.",
+        "+4722334455",
     )
     assert (after.status, after.newer_details_booking_id) == ("contacted", None)
     page = staff_client.get(f"/pipeline/leads/{lead.id}").get_data(as_text=True)
@@ -233,8 +250,12 @@ def test_the_mail_quotes_no_typed_text_and_greets_with_the_leads_stored_name(app
     for message in (first, second):
         for body in (mail_text(message), mail_html(message)):
             assert "Hei Kari," in body and "LHL Hjerneslag" in body
-            for typed in (*TYPED_BY_STRANGER, VALID_BOOKING["notes"], VALID_BOOKING["preferred_demo_timing"],
-                          VALID_BOOKING["current_solution"]):
+            for typed in (
+                *TYPED_BY_STRANGER,
+                VALID_BOOKING["notes"],
+                VALID_BOOKING["preferred_demo_timing"],
+                VALID_BOOKING["current_solution"],
+            ):
                 assert typed not in body
     assert second["To"] == "kari.nordmann@lhl.no"
 

@@ -118,9 +118,7 @@ def worker_log(scratch_dir) -> str:
 def test_worker_stops_cleanly_on_sigterm(app, own_redis, start_worker, scratch_dir):
     worker = start_worker(own_redis.url)
     connection = Redis.from_url(own_redis.url, socket_timeout=2)
-    wait_until(
-        lambda: Worker.all(connection=connection), 20, "the worker to register", lambda: worker_log(scratch_dir)
-    )
+    wait_until(lambda: Worker.all(connection=connection), 20, "the worker to register", lambda: worker_log(scratch_dir))
 
     worker.send_signal(signal.SIGTERM)
 
