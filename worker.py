@@ -1,7 +1,7 @@
 """The RQ worker: `python worker.py`.
 
 Runs jobs in this process (SimpleWorker: sending a mail costs less than a fork), with RQ's scheduler
-for retry intervals, and sweeps the database for confirmations that Redis lost. It outlives Redis
+for retry intervals, and sweeps the outbox for mail that Redis lost (and writes the morning digests). It outlives Redis
 restarts: when RQ's loop gives up on a dead connection we wait and start a fresh worker.
 """
 
@@ -14,8 +14,7 @@ from redis.exceptions import RedisError
 from rq import SimpleWorker
 from rq.exceptions import StopRequested
 
-from meander_site import create_app
-from meander_site.confirmations import confirmation_queue, sweep_due_confirmations
+from meander_site import create_app, notifications, outbox
 from meander_site.extensions import db
 from meander_site.processes import die_with_parent
 from meander_site.redis_client import redis_connection
@@ -39,15 +38,22 @@ def sweep_forever(app, stop: Stop) -> None:
     while not stop.event.wait(interval):
         with app.app_context():
             try:
-                count = sweep_due_confirmations()
-                if count:
-                    log.info("sweep re-enqueued confirmations", extra={"event": "mail_sweep_requeued", "count": count})
+                sweep_outbox()
             except Exception:
                 # A database or Redis outage must not end the sweep; the next round tries again.
-                log.exception("confirmation sweep failed", extra={"event": "mail_sweep_failed"})
+                log.exception("mail sweep failed", extra={"event": "mail_sweep_failed"})
 
 
-class ConfirmationWorker(SimpleWorker):
+def sweep_outbox() -> None:
+    """The morning digests, once they are due, and whatever mail in the outbox Redis lost."""
+    for message in notifications.write_due_digests():
+        outbox.dispatch(message)
+    count = outbox.sweep_due()
+    if count:
+        log.info("sweep re-enqueued mail", extra={"event": "mail_sweep_requeued", "count": count})
+
+
+class MailWorker(SimpleWorker):
     """RQ's worker, telling our loop when a signal asked it to stop (so we do not start a new one)."""
 
     stop: Stop
@@ -73,9 +79,7 @@ def run_worker(app, stop: Stop) -> None:
     while not stop.event.is_set():
         with app.app_context():
             connection = redis_connection(socket_timeout=WORKER_TTL_SECONDS)
-            worker = ConfirmationWorker(
-                [confirmation_queue(connection)], connection=connection, worker_ttl=WORKER_TTL_SECONDS
-            )
+            worker = MailWorker([outbox.mail_queue(connection)], connection=connection, worker_ttl=WORKER_TTL_SECONDS)
             worker.stop = stop
             try:
                 worker.work(with_scheduler=True, logging_level="INFO")
@@ -117,7 +121,7 @@ def main() -> None:
     prepare_forks(app)
     stop = Stop()
     install_signal_handlers(stop)
-    sweeper = threading.Thread(target=sweep_forever, args=(app, stop), name="confirmation-sweep", daemon=True)
+    sweeper = threading.Thread(target=sweep_forever, args=(app, stop), name="mail-sweep", daemon=True)
     sweeper.start()
     log.info("worker started: queue=%s", app.config["RQ_QUEUE_NAME"])
     run_worker(app, stop)

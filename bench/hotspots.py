@@ -141,23 +141,25 @@ def profile_mail(app, arguments) -> None:
     from rq import SimpleWorker
 
     from meander_site import leads
-    from meander_site.confirmations import confirmation_queue, dispatch_confirmation
+    from meander_site.outbox import mail_queue
 
     def enqueue(count: int, tag: str) -> None:
         for number in range(count):
             details = leads.validate_contact_details(
                 {**booking_form(f"mail-{tag}-{number}@bench.meander.no", number), "phone": "912 34 567"}
             )
-            dispatch_confirmation(leads.book_demo(details, ip_address="127.0.0.1").booking_id)
+            leads.book_demo(details, ip_address="127.0.0.1")  # writes the confirmation and enqueues it
 
     with app.app_context():
-        queue = confirmation_queue()
+        queue = mail_queue()
         worker = SimpleWorker([queue], connection=queue.connection)
         enqueue(arguments.count, "plain")
         started = time.process_time()
         worker.work(burst=True, logging_level="WARNING")
-        print(f"confirmation job: {(time.process_time() - started) / arguments.count * 1000:.2f} ms CPU each "
-              "(worker process only; RQ SimpleWorker, SMTP into the sink)")
+        print(
+            f"confirmation job: {(time.process_time() - started) / arguments.count * 1000:.2f} ms CPU each "
+            "(worker process only; RQ SimpleWorker, SMTP into the sink)"
+        )
         enqueue(arguments.count, "profiled")
         worker = SimpleWorker([queue], connection=queue.connection)
         profiler = cProfile.Profile()

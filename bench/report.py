@@ -43,11 +43,15 @@ def table(results: dict) -> str:
     lines = []
     out = lines.append
     out("")
-    out(f"Meander bench — {STACK_TITLES.get(meta.get('stack'), meta.get('stack'))}"
-        f"{'  (BENCH_QUICK: smoke sizes)' if settings.get('quick') else ''}")
+    out(
+        f"Meander bench — {STACK_TITLES.get(meta.get('stack'), meta.get('stack'))}"
+        f"{'  (BENCH_QUICK: smoke sizes)' if settings.get('quick') else ''}"
+    )
     out(f"  database: {meta.get('database', '?')}; redis: {meta.get('redis', '?')}")
-    out(f"  gunicorn {meta.get('gunicorn', '?')} ({meta.get('web_processes', '?')} worker processes); "
-        f"commit {meta.get('commit')}; {meta.get('machine')}; {meta.get('started_at')}")
+    out(
+        f"  gunicorn {meta.get('gunicorn', '?')} ({meta.get('web_processes', '?')} worker processes); "
+        f"commit {meta.get('commit')}; {meta.get('machine')}; {meta.get('started_at')}"
+    )
     out("  Note: a 2-core machine shared with other jobs: figures are noisy, CPU (from /proc) less so than times.")
 
     cost = results.get("booking_cost")
@@ -60,15 +64,19 @@ def table(results: dict) -> str:
                 continue
             get, booking = cost["per_get_ms"][key], cost["per_booking_ms"][key]
             out(f"   {label:<40} {get:>9.2f} {booking:>9.2f} {booking - get:>10.2f}")
-        out(f"   {'server total':<40} {cost['server_per_get_ms']:>9.2f} {cost['server_per_booking_ms']:>9.2f} "
-            f"{cost['post_and_mail_ms']:>10.2f}")
+        out(
+            f"   {'server total':<40} {cost['server_per_get_ms']:>9.2f} {cost['server_per_booking_ms']:>9.2f} "
+            f"{cost['post_and_mail_ms']:>10.2f}"
+        )
         sink = cost["per_booking_ms"].get("sink")
         if sink is not None:
             out(f"   {'(SMTP sink, not counted)':<40} {cost['per_get_ms'].get('sink', 0):>9.2f} {sink:>9.2f}")
         out(f"   ratio (POST + mail) / GET = {_fmt(cost['ratio'])}  (target ≤ 3)")
-        out(f"   {cost['gets_per_second']:,.0f} GETs/s ({cost['gets']} GETs), {cost['bookings_per_second']:,.1f} "
+        out(
+            f"   {cost['gets_per_second']:,.0f} GETs/s ({cost['gets']} GETs), {cost['bookings_per_second']:,.1f} "
             f"bookings/s ({cost['bookings']} bookings), closed loop with {cost['concurrency']} clients; "
-            f"errors {cost['errors']}")
+            f"errors {cost['errors']}"
+        )
     else:
         out(f"   failed: {results.get('phase_errors', {}).get('booking_cost')}")
 
@@ -76,12 +84,16 @@ def table(results: dict) -> str:
     out("2. Board render (GET /pipeline through the WSGI app, signed in)")
     rows = results.get("board") or []
     if rows:
-        out(f"   {'leads':>9} {'median ms':>10} {'p95 ms':>8} {'queries':>8} {'SQL ms':>7} {'cards':>6} "
-            f"{'page kB':>8} {'seeded in s':>12}")
+        out(
+            f"   {'leads':>9} {'median ms':>10} {'p95 ms':>8} {'queries':>8} {'SQL ms':>7} {'cards':>6} "
+            f"{'page kB':>8} {'seeded in s':>12}"
+        )
         for row in rows:
-            out(f"   {row['leads']:>9,} {row['median_ms']:>10.1f} {row['p95_ms']:>8.1f} {row['queries_per_render']:>8} "
+            out(
+                f"   {row['leads']:>9,} {row['median_ms']:>10.1f} {row['p95_ms']:>8.1f} {row['queries_per_render']:>8} "
                 f"{row.get('sql_ms', '–'):>7} {row.get('cards_shown', '–'):>6} {row['page_kb']:>8} "
-                f"{row['seed_seconds']:>12.1f}")
+                f"{row['seed_seconds']:>12.1f}"
+            )
     else:
         out(f"   failed: {results.get('phase_errors', {}).get('board')}")
 
@@ -90,9 +102,11 @@ def table(results: dict) -> str:
     out("3. Booking → SMTP accepted (POST sent → sink's 250), 1 worker")
     if latency:
         mail = latency["mail_ms"]
-        out(f"   {latency['bookings']} bookings at {latency['rate_per_second']:.0f}/s: "
+        out(
+            f"   {latency['bookings']} bookings at {latency['rate_per_second']:.0f}/s: "
             f"p50 {_fmt(mail.get('p50'), 0)} ms, p95 {_fmt(mail.get('p95'), 0)} ms, "
-            f"max {_fmt(mail.get('max'), 0)} ms; errors {latency['errors']}, missing mails {latency['missing_mails']}")
+            f"max {_fmt(mail.get('max'), 0)} ms; errors {latency['errors']}, missing mails {latency['missing_mails']}"
+        )
     else:
         out(f"   failed: {results.get('phase_errors', {}).get('mail_latency')}")
 
@@ -100,13 +114,17 @@ def table(results: dict) -> str:
     out("4. Worker throughput into the SMTP sink (bookings via the domain layer, enqueued, then released)")
     throughput = results.get("worker_throughput") or []
     if throughput:
-        out(f"   {'workers':>7} {'mails':>6} {'mails/s':>8} {'CPU/mail ms':>12} {'worker':>7} {'pg':>6} {'redis':>6} "
-            f"{'sink':>6} {'missing':>8} {'dupes':>6}")
+        out(
+            f"   {'workers':>7} {'mails':>6} {'mails/s':>8} {'CPU/mail ms':>12} {'worker':>7} {'pg':>6} {'redis':>6} "
+            f"{'sink':>6} {'missing':>8} {'dupes':>6}"
+        )
         for row in throughput:
             cpu = row["cpu_per_mail_ms"]
-            out(f"   {row['workers']:>7} {row['mails']:>6} {_fmt(row['mails_per_second'], 0):>8} "
+            out(
+                f"   {row['workers']:>7} {row['mails']:>6} {_fmt(row['mails_per_second'], 0):>8} "
                 f"{row['server_cpu_per_mail_ms']:>12.2f} {cpu.get('worker', 0):>7.2f} {cpu.get('postgres', 0):>6.2f} "
-                f"{cpu.get('redis', 0):>6.2f} {cpu.get('sink', 0):>6.2f} {row['missing']:>8} {row['duplicates']:>6}")
+                f"{cpu.get('redis', 0):>6.2f} {cpu.get('sink', 0):>6.2f} {row['missing']:>8} {row['duplicates']:>6}"
+            )
     for name, error in results.get("phase_errors", {}).items():
         if name.startswith("worker_throughput"):
             out(f"   {name} failed: {error}")
@@ -114,17 +132,27 @@ def table(results: dict) -> str:
     out("")
     steady = results.get("steady")
     if steady:
-        out(f"5. Steady load: {steady['rate_per_second']:.0f} bookings/s for {steady['seconds']:.0f} s, open loop "
-            f"(each = GET + POST from its own address; latency from the scheduled start)")
+        out(
+            f"5. Steady load: {steady['rate_per_second']:.0f} bookings/s for {steady['seconds']:.0f} s, open loop "
+            f"(each = GET + POST from its own address; latency from the scheduled start)"
+        )
         out(f"   {'ms':<28} {'p50':>7} {'p95':>7} {'p99':>7} {'max':>7}")
-        for key, label in [("request_ms", "any request (GET or POST)"), ("get_ms", "GET /demo"),
-                           ("post_ms", "POST /demo"), ("booking_ms", "booking (GET + POST)"),
-                           ("mail_ms", "mail (POST → SMTP accepted)")]:
+        for key, label in [
+            ("request_ms", "any request (GET or POST)"),
+            ("get_ms", "GET /demo"),
+            ("post_ms", "POST /demo"),
+            ("booking_ms", "booking (GET + POST)"),
+            ("mail_ms", "mail (POST → SMTP accepted)"),
+        ]:
             row = steady[key]
-            out(f"   {label:<28} {_fmt(row.get('p50'), 0):>7} {_fmt(row.get('p95'), 0):>7} "
-                f"{_fmt(row.get('p99'), 0):>7} {_fmt(row.get('max'), 0):>7}")
-        out(f"   achieved {steady['achieved_per_second']}/s, errors {steady['errors']}; server CPU in the load window "
-            f"{steady['server_cpu_cores']} cores ({steady['server_cpu_per_booking_ms']} ms per booking)")
+            out(
+                f"   {label:<28} {_fmt(row.get('p50'), 0):>7} {_fmt(row.get('p95'), 0):>7} "
+                f"{_fmt(row.get('p99'), 0):>7} {_fmt(row.get('max'), 0):>7}"
+            )
+        out(
+            f"   achieved {steady['achieved_per_second']}/s, errors {steady['errors']}; server CPU in the load window "
+            f"{steady['server_cpu_cores']} cores ({steady['server_cpu_per_booking_ms']} ms per booking)"
+        )
         for example in steady.get("error_examples", []):
             out(f"     e.g. {example}")
         busy = steady.get("postgres_busy_backends")
@@ -135,8 +163,10 @@ def table(results: dict) -> str:
         timeline = steady.get("timeline") or []
         worst = sorted((row for row in timeline if row["p99_ms"] is not None), key=lambda row: -row["p99_ms"])[:3]
         if worst:
-            out("   worst seconds (booking p99): " + ", ".join(f"s{row['second']} {row['p99_ms']:,.0f} ms"
-                                                           for row in worst))
+            out(
+                "   worst seconds (booking p99): "
+                + ", ".join(f"s{row['second']} {row['p99_ms']:,.0f} ms" for row in worst)
+            )
     else:
         out(f"5. Steady load failed: {results.get('phase_errors', {}).get('steady')}")
 
@@ -145,8 +175,10 @@ def table(results: dict) -> str:
     for target in results.get("targets", []):
         unit = target.get("unit", "")
         comparison = "≥" if target.get("higher_is_better") else "≤"
-        out(f"   {target['name']:<44} {_fmt(target['value']):>9} {unit:<7} target {comparison} "
-            f"{_fmt(target['target'])} {unit:<7} {_verdict(target)}")
+        out(
+            f"   {target['name']:<44} {_fmt(target['value']):>9} {unit:<7} target {comparison} "
+            f"{_fmt(target['target'])} {unit:<7} {_verdict(target)}"
+        )
     for name, error in results.get("phase_errors", {}).items():
         out(f"   phase {name} failed: {error}")
     out("")
@@ -164,8 +196,9 @@ def chart(results: dict, path: Path) -> None:
     title = f"Meander bench — {STACK_TITLES.get(meta.get('stack'), meta.get('stack'))}"
     if meta.get("settings", {}).get("quick"):
         title += " (quick smoke sizes)"
-    figure.suptitle(f"{title}\n{meta.get('started_at', '')}, commit {meta.get('commit')}, 2 shared cores: noisy",
-                    fontsize=10)
+    figure.suptitle(
+        f"{title}\n{meta.get('started_at', '')}, commit {meta.get('commit')}, 2 shared cores: noisy", fontsize=10
+    )
     colors = {"web": "#4C72B0", "worker": "#DD8452", "postgres": "#55A868", "redis": "#C44E52"}
 
     axis = axes[0][0]
@@ -194,8 +227,13 @@ def chart(results: dict, path: Path) -> None:
         positions = range(len(rows))
         axis.bar([p - 0.2 for p in positions], [row["median_ms"] for row in rows], width=0.4, label="median")
         axis.bar([p + 0.2 for p in positions], [row["p95_ms"] for row in rows], width=0.4, label="p95")
-        axis.axhline(rows[0]["median_ms"] * 1.3, color="#C44E52", linestyle="--", linewidth=1,
-                     label=f"1.3 × median at {rows[0]['leads']:,}")
+        axis.axhline(
+            rows[0]["median_ms"] * 1.3,
+            color="#C44E52",
+            linestyle="--",
+            linewidth=1,
+            label=f"1.3 × median at {rows[0]['leads']:,}",
+        )
         axis.set_xticks(list(positions), labels)
         axis.set_xlabel("demo leads")
         axis.legend(fontsize=8)
@@ -206,15 +244,20 @@ def chart(results: dict, path: Path) -> None:
     latency = results.get("mail_latency")
     groups = []
     if steady:
-        groups += [("GET", steady["get_ms"]), ("POST", steady["post_ms"]), ("booking", steady["booking_ms"]),
-                   ("mail\n(steady)", steady["mail_ms"])]
+        groups += [
+            ("GET", steady["get_ms"]),
+            ("POST", steady["post_ms"]),
+            ("booking", steady["booking_ms"]),
+            ("mail\n(steady)", steady["mail_ms"]),
+        ]
     if latency:
         groups.append(("mail\n(light)", latency["mail_ms"]))
     if groups:
         positions = range(len(groups))
         for offset, key in [(-0.27, "p50"), (0, "p95"), (0.27, "p99")]:
-            axis.bar([p + offset for p in positions], [group.get(key) or 0 for _, group in groups], width=0.27,
-                     label=key)
+            axis.bar(
+                [p + offset for p in positions], [group.get(key) or 0 for _, group in groups], width=0.27, label=key
+            )
         axis.axhline(250, color="#C44E52", linestyle="--", linewidth=1, label="250 ms (request p99 target)")
         axis.axhline(500, color="#8172B3", linestyle=":", linewidth=1, label="500 ms (mail p50 target)")
         axis.set_xticks(list(positions), [name for name, _ in groups], fontsize=8)
@@ -226,8 +269,11 @@ def chart(results: dict, path: Path) -> None:
     axis = axes[1][1]
     throughput = results.get("worker_throughput") or []
     if throughput:
-        axis.bar([f"{row['workers']} worker{'s' if row['workers'] > 1 else ''}" for row in throughput],
-                 [row["mails_per_second"] or 0 for row in throughput], color="#DD8452")
+        axis.bar(
+            [f"{row['workers']} worker{'s' if row['workers'] > 1 else ''}" for row in throughput],
+            [row["mails_per_second"] or 0 for row in throughput],
+            color="#DD8452",
+        )
         axis.axhline(200, color="#C44E52", linestyle="--", linewidth=1, label="target 200 mails/s")
         axis.legend(fontsize=8)
     axis.set_title("Worker throughput into a local SMTP sink (mails/s)", fontsize=9)

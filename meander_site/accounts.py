@@ -111,3 +111,22 @@ def deactivate(email: str) -> User:
 
 def all_users() -> list[User]:
     return list(db.session.execute(sa.select(User).order_by(User.email)).scalars())
+
+
+def set_password(email: str, password: str) -> User:
+    """An administrator resets a forgotten password; every session of that person ends."""
+    user = db.session.execute(sa.select(User).where(User.email == normalize_email(email))).scalar_one_or_none()
+    if user is None:
+        raise AccountError(f"No user with email {email}.")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AccountError(f"The password must be at least {MIN_PASSWORD_LENGTH} characters.")
+    user.password_hash = password_hasher.hash(password)
+    db.session.execute(sa.delete(StaffSession).where(StaffSession.user_id == user.id))
+    db.session.commit()
+    return user
+
+
+def set_new_lead_notifications(user_id, enabled: bool) -> None:
+    """«Varsle meg om nye leads», on or off, for one person."""
+    db.session.execute(sa.update(User).where(User.id == user_id).values(notify_new_leads=enabled))
+    db.session.commit()

@@ -5,23 +5,23 @@ import sys
 import click
 from flask.cli import AppGroup, with_appcontext
 
-from . import accounts, confirmations, demo_data
+from . import accounts, demo_data, outbox
 
-mail_cli = AppGroup("mail", help="Confirmation mail.")
+mail_cli = AppGroup("mail", help="The outbox: confirmations, staff notifications, every mail the site sends.")
 
 
 @mail_cli.command("retry-pending")
 def retry_pending_command():
-    """Re-enqueue every confirmation that has not been sent yet."""
-    count = confirmations.retry_pending()
-    click.echo(f"Re-enqueued {count} unsent confirmation(s).")
+    """Re-enqueue every mail in the outbox that has not been sent yet (closed ones stay closed)."""
+    count = outbox.retry_pending()
+    click.echo(f"Re-enqueued {count} unsent mail(s).")
 
 
 @mail_cli.command("sweep")
 def sweep_command():
-    """Enqueue confirmations that are due and unsent (the worker does this every half minute)."""
-    count = confirmations.sweep_due_confirmations()
-    click.echo(f"Enqueued {count} due confirmation(s).")
+    """Enqueue mail that is due and unsent (the worker does this every half minute)."""
+    count = outbox.sweep_due()
+    click.echo(f"Enqueued {count} due mail(s).")
 
 
 users_cli = AppGroup("users", help="Sales team accounts.")
@@ -44,6 +44,17 @@ def create_user_command(email: str, name: str):
     except accounts.AccountError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"Created {user.email} ({user.name}).")
+
+
+@users_cli.command("set-password")
+@click.argument("email")
+def set_password_command(email: str):
+    """Give an account a new password (asked twice, or one piped line); its sessions end."""
+    try:
+        user = accounts.set_password(email, read_new_password())
+    except accounts.AccountError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"New password set for {user.email}; their sessions are ended.")
 
 
 @users_cli.command("list")

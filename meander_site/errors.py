@@ -5,6 +5,7 @@ import math
 import time
 
 from flask import Flask, current_app, render_template, request
+from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from markupsafe import Markup
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
@@ -67,8 +68,9 @@ def register(app: Flask) -> None:
         )
         if _is_booking_post():
             return _booking_form_again(RETYPE_NOTICE, 400)
-        return render_template("errors/error.html", title="Siden var utløpt",
-                               message="Last siden på nytt og prøv igjen."), 400
+        return render_template(
+            "errors/error.html", title="Siden var utløpt", message="Last siden på nytt og prøv igjen."
+        ), 400
 
     @app.errorhandler(429)
     def rate_limited(error):
@@ -120,17 +122,21 @@ def register(app: Flask) -> None:
     @app.errorhandler(LeadNotFound)
     @app.errorhandler(404)
     def not_found(error):
-        return render_template("errors/error.html", title="Fant ikke siden",
-                               message="Lenken kan være skrevet feil eller for gammel. "
-                                       "Gå til forsiden for å bestille en demo."), 404
+        if request.path.startswith("/pipeline/") and current_user.is_authenticated:
+            # A staff address that matches no route (the pipeline's own 404s have the blueprint's handler).
+            return render_template("pipeline/not_found.html", erased_at=None), 404
+        return render_template(
+            "errors/error.html",
+            title="Fant ikke siden",
+            message="Lenken kan være skrevet feil eller for gammel. Gå til forsiden for å bestille en demo.",
+        ), 404
 
     @app.errorhandler(HTTPException)
     def other_http_error(error):
-        return render_template("errors/error.html", title=error.name,
-                               message="Gå tilbake og prøv igjen."), error.code
+        return render_template("errors/error.html", title=error.name, message="Gå tilbake og prøv igjen."), error.code
 
     @app.errorhandler(500)
     def server_error(error):
-        return render_template("errors/error.html", title="Noe gikk galt hos oss",
-                               message="Prøv igjen om litt. Feilen er logget."), 500
-
+        return render_template(
+            "errors/error.html", title="Noe gikk galt hos oss", message="Prøv igjen om litt. Feilen er logget."
+        ), 500

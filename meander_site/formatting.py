@@ -44,7 +44,41 @@ def time_since(value: datetime, now: datetime | None = None) -> str:
     return f"{days // 30} måneder"
 
 
+WEEKDAYS = ("man.", "tir.", "ons.", "tor.", "fre.", "lør.", "søn.")
+MONTHS = ("jan.", "feb.", "mars", "apr.", "mai", "juni", "juli", "aug.", "sep.", "okt.", "nov.", "des.")
+
+
+def due_label(value: datetime, now: datetime | None = None) -> str:
+    """When a next step is due, as a salesperson says it: 'i dag', 'i morgen', 'fre. 4. des.', 'i går'."""
+    today = (now or utcnow()).astimezone(OSLO).date()
+    day = value.astimezone(OSLO).date()
+    days = (day - today).days
+    if days == 0:
+        return "i dag"
+    if days == 1:
+        return "i morgen"
+    if days == -1:
+        return "i går"
+    if days < -1:
+        return f"for {-days} dager siden"
+    label = f"{WEEKDAYS[day.weekday()]} {day.day}. {MONTHS[day.month - 1]}"
+    return label if day.year == today.year else f"{label} {day.year}"
+
+
+def oslo_date_value(value: datetime | None) -> str:
+    """The value of an <input type="date"> for an instant: its Oslo calendar day."""
+    return value.astimezone(OSLO).date().isoformat() if value else ""
+
+
+def oslo_local_value(value: datetime | None) -> str:
+    """The value of an <input type="datetime-local"> for an instant: Oslo's wall clock, to the minute."""
+    return value.astimezone(OSLO).strftime("%Y-%m-%dT%H:%M") if value else ""
+
+
 def register(app: Flask) -> None:
+    app.add_template_filter(oslo_local_value)
+    app.add_template_filter(due_label)
+    app.add_template_filter(oslo_date_value)
     app.add_template_filter(local_datetime)
     app.add_template_filter(html_datetime)
     app.add_template_filter(time_since)

@@ -7,15 +7,13 @@ import unicodedata
 import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from datetime import timedelta
 
 import phonenumbers
 import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
-from flask import current_app
 from sqlalchemy.dialects import postgresql, sqlite
 
-from . import confirmations
+from . import attribution, confirmations, next_steps, notifications, outbox
 from .extensions import db
 from .models import (
     CONTACT_FIELDS,
@@ -68,6 +66,14 @@ REQUIRED_MESSAGES = {
     "email": "Skriv inn e-postadressen din, så vi kan bekrefte demoen.",
     "organization_name": "Skriv inn navnet på organisasjonen din.",
     "role_title": "Skriv inn rollen din, for eksempel «Koordinator».",
+}
+# The same rules, said to a salesperson typing in someone else's details.
+STAFF_REQUIRED_MESSAGES = {
+    "first_name": "Skriv inn kontaktens fornavn.",
+    "last_name": "Skriv inn kontaktens etternavn.",
+    "email": "Skriv inn kontaktens e-postadresse.",
+    "organization_name": "Skriv inn navnet på organisasjonen.",
+    "role_title": "Skriv inn kontaktens rolle, for eksempel «Koordinator».",
 }
 
 
@@ -176,8 +182,12 @@ def _email_problem(email: str) -> str | None:
     return None
 
 
-def validate_contact_details(raw: Mapping[str, object]) -> ContactDetails:
-    """The seed's validation rules, in one place for the public form, staff edits and the CLI."""
+def validate_contact_details(raw: Mapping[str, object], for_staff: bool = False) -> ContactDetails:
+    """The seed's validation rules, in one place for the public form, staff edits and the CLI.
+
+    `for_staff`: the messages speak to a salesperson about the contact, not to the prospect.
+    """
+    required_messages = STAFF_REQUIRED_MESSAGES if for_staff else REQUIRED_MESSAGES
     values: dict[str, str | None] = {}
     errors: dict[str, str] = {}
 
@@ -188,7 +198,7 @@ def validate_contact_details(raw: Mapping[str, object]) -> ContactDetails:
 
         if not text:
             if field in REQUIRED_FIELDS:
-                errors[field] = REQUIRED_MESSAGES[field]
+                errors[field] = required_messages[field]
             continue
         problem = forbidden_character_message(field, text)
         if problem:
@@ -258,6 +268,14 @@ def _upsert_statement(dialect: str, by_staff: bool = False):
             (details_differ, sa.bindparam("booking_id", type_=sa.Uuid)),
             else_=sa.null(),
         )
+    # First touch stays as the first booking left it; a booking that came with a touch becomes the latest.
+    came_with_touch = sa.or_(*(excluded[f"latest_{name}"].is_not(None) for name in attribution.TOUCH_FIELDS))
+    on_rebooking.update(
+        {
+            f"latest_{name}": sa.case((came_with_touch, excluded[f"latest_{name}"]), else_=leads[f"latest_{name}"])
+            for name in attribution.TOUCH_FIELDS
+        }
+    )
     on_rebooking.update(
         updated_at=excluded.updated_at,
         booking_count=leads.booking_count + 1,
@@ -275,6 +293,7 @@ def book_demo(
     source: LeadSource = LeadSource.WEBSITE,
     with_confirmation: bool = True,
     by_staff: bool = False,
+    touch: attribution.Touch = attribution.NO_TOUCH,
 ) -> BookingResult:
     """Create the lead, or count the booking on the one with this email; keep the submission.
 
@@ -283,10 +302,10 @@ def book_demo(
     staff typed in), or past the per-recipient cap, the booking's mail is never due, so no job or sweep
     sends it.
     """
-    sweep_grace = timedelta(seconds=current_app.config["CONFIRMATION_SWEEP_GRACE_SECONDS"])
     contact = details.as_dict()
     now = utcnow()
     booking_id = uuid.uuid4()
+    first_contact_due = next_steps.first_step(now).due_at
     try:
         upsert = _upsert_statement(db.session.get_bind().dialect.name, by_staff)
         lead_id, masked_ref, booking_count = db.session.execute(
@@ -301,15 +320,18 @@ def book_demo(
                 "created_at": now,
                 "updated_at": now,
                 "status_changed_at": now,
+                # A new lead's first step: the confirmation promises a call within one business day.
+                "next_step": next_steps.FIRST_CONTACT,
+                "next_step_due_at": first_contact_due,
+                "first_contact_due_at": first_contact_due,
+                **touch.prefixed("first_"),
+                **touch.prefixed("latest_"),
                 "staff_edited_at": now if by_staff else None,
                 "newer_details_booking_id": None,
                 "booking_id": booking_id,
                 **contact,
             },
         ).one()
-        # After the upsert: its row lock (SQLite: the write lock) queues other bookings for this address,
-        # so this count sees every one committed before, and a burst cannot slip past the cap.
-        mail_due = with_confirmation and confirmations.may_send_to(details.email, now)
         db.session.execute(
             sa.insert(Booking),
             {
@@ -317,17 +339,28 @@ def book_demo(
                 "lead_id": lead_id,
                 "ip_address": ip_address,
                 "created_at": now,
-                # The request enqueues the mail right away; the sweep steps in only if that did not happen.
-                "confirmation_due_at": now + sweep_grace if mail_due else None,
-                "confirmation_attempts": 0,
-                "confirmation_last_error": confirmations.CAPPED if with_confirmation and not mail_due else None,
                 **contact,
+                **touch.as_dict(),
             },
         )
+        confirmation = None
+        if with_confirmation:
+            # After the upsert: its row lock (SQLite: the write lock) queues other bookings for this address,
+            # so the cap's count sees every one committed before, and a burst cannot slip past it.
+            confirmation = confirmations.add(booking_id, lead_id, details.email, now)
+        mail_due = confirmation is not None and confirmation.closed_at is None
+        if not by_staff:
+            # The team hears of every booking from the website; whoever typed a lead in knows already.
+            notice = notifications.add_new_booking_notice(booking_id, lead_id, now=now)
         db.session.commit()
     except Exception:
         db.session.rollback()
         raise
+    # After the commit: a job never looks for a row that is not there yet. Without Redis the sweep sends them.
+    if mail_due:
+        outbox.dispatch(confirmation)
+    if not by_staff:
+        outbox.dispatch(notice)
     result = BookingResult(
         lead_id=lead_id, booking_id=booking_id, masked_ref=masked_ref, booking_count=booking_count, mail_due=mail_due
     )
@@ -413,7 +446,5 @@ def check_transition(from_status: str, to_status: str) -> None:
     elif origin in FINAL_STATUSES:
         message = f"«{origin.label}» er en sluttstatus. En lead kan ikke flyttes derfra."
     else:
-        message = (
-            f"En lead kan bare flyttes fremover i løpet. «{target.label}» ligger før «{origin.label}»."
-        )
+        message = f"En lead kan bare flyttes fremover i løpet. «{target.label}» ligger før «{origin.label}»."
     raise StatusTransitionError(origin.value, target.value, message)

@@ -50,7 +50,7 @@ def without_client_addresses(message: str) -> str:
     if message.startswith(_INVALID_REQUEST):
         # "Invalid request from ip=<peer>: Invalid HTTP request line: '<what was sent>'"; an IPv6 peer has
         # colons, but never a colon followed by a space.
-        error = message[len(_INVALID_REQUEST):].partition(": ")[2]
+        error = message[len(_INVALID_REQUEST) :].partition(": ")[2]
         return "Invalid request: " + re.split("['\"]", error, maxsplit=1)[0].rstrip(": ")
     if message.startswith("Listening at:"):
         return message  # our own bind address, not a client's

@@ -109,6 +109,27 @@ CONTACT_FIELDS = (
 )
 
 
+# What the conversion report reads of a lead (reports.py), besides created_at.
+REPORT_COLUMNS = (
+    "status",
+    "source",
+    "first_utm_campaign",
+    "organization_size",
+    "owner_id",
+    "funnel_rank",
+    "first_contact_due_at",
+    "left_new_at",
+    "first_contact_at",
+    "reached_demo_at",
+    "converted_at",
+    "lost_reason",
+    "new_stage_seconds",
+    "contacted_stage_seconds",
+    "qualified_stage_seconds",
+    "demo_stage_seconds",
+)
+
+
 class Lead(db.Model):
     __tablename__ = "leads"
     __table_args__ = (
@@ -119,6 +140,15 @@ class Lead(db.Model):
         sa.Index("idx_lead_status_created_at", "status", "created_at"),
         sa.Index("idx_lead_created_at", "created_at"),
         sa.Index("idx_lead_organization_name", "organization_name"),
+        # «Forfaller først» per column, and the owner filters.
+        sa.Index("idx_lead_status_next_step_due_at", "status", "next_step_due_at"),
+        sa.Index("idx_lead_owner_id", "owner_id"),
+        sa.Index("idx_lead_first_utm_campaign", "first_utm_campaign"),
+        # The report reads a period's leads from this index alone on PostgreSQL (an index-only scan, about a
+        # tenth of the table's width); SQLite ignores INCLUDE and keeps an index on created_at.
+        sa.Index("idx_lead_report", "created_at", postgresql_include=list(REPORT_COLUMNS)),
+        # «Demo avtalt» reads in demo order.
+        sa.Index("idx_lead_status_demo_at", "status", "demo_at"),
         enum_check("status", LeadStatus),
         enum_check("source", LeadSource),
         enum_check("organization_size", OrganizationSize, nullable=True),
@@ -150,6 +180,50 @@ class Lead(db.Model):
     staff_edited_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The latest booking whose details differ from the lead's and were not applied: staff decide.
     newer_details_booking_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)
+    # Follow-up: who works the lead and what they do next. Final statuses have no next step.
+    owner_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    next_step: Mapped[str | None] = mapped_column(sa.String(200))
+    next_step_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Attribution (attribution.py): the campaign and referring site of the first booking, never overwritten,
+    # and of the latest one; when a lead had to be contacted by, as promised on the confirmation page.
+    first_utm_source: Mapped[str | None] = mapped_column(sa.String(100))
+    first_utm_medium: Mapped[str | None] = mapped_column(sa.String(100))
+    first_utm_campaign: Mapped[str | None] = mapped_column(sa.String(100))
+    first_utm_term: Mapped[str | None] = mapped_column(sa.String(100))
+    first_utm_content: Mapped[str | None] = mapped_column(sa.String(100))
+    first_referrer_host: Mapped[str | None] = mapped_column(sa.String(253))
+    latest_utm_source: Mapped[str | None] = mapped_column(sa.String(100))
+    latest_utm_medium: Mapped[str | None] = mapped_column(sa.String(100))
+    latest_utm_campaign: Mapped[str | None] = mapped_column(sa.String(100))
+    latest_utm_term: Mapped[str | None] = mapped_column(sa.String(100))
+    latest_utm_content: Mapped[str | None] = mapped_column(sa.String(100))
+    latest_referrer_host: Mapped[str | None] = mapped_column(sa.String(253))
+    first_contact_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The lead's journey, kept by a database trigger on every status change (migration 0008), so the report
+    # reads one row per lead: the furthest stage reached (a skipped stage counts as passed), when it first
+    # left «Ny», first made contact, reached «Demo avtalt» and «Kunde», why it was lost, and how long it spent
+    # in each stage it has left.
+    funnel_rank: Mapped[int] = mapped_column(sa.SmallInteger, default=0, server_default="0")
+    left_new_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    first_contact_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reached_demo_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    converted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lost_reason: Mapped[str | None] = mapped_column(sa.String(40))
+    new_stage_seconds: Mapped[float | None] = mapped_column(sa.Float)
+    contacted_stage_seconds: Mapped[float | None] = mapped_column(sa.Float)
+    qualified_stage_seconds: Mapped[float | None] = mapped_column(sa.Float)
+    demo_stage_seconds: Mapped[float | None] = mapped_column(sa.Float)
+    # The demo (scheduling.py): when, how long, where, who hosts it. SEQUENCE counts the invitations
+    # sent for it (RFC 5545): a move or a cancellation is one higher than the mail before it.
+    demo_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    demo_minutes: Mapped[int | None] = mapped_column(sa.Integer)
+    demo_location: Mapped[str | None] = mapped_column(sa.String(500))
+    demo_host_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    demo_sequence: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
+    demo_cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # «Be om et annet tidspunkt» from the confirmation page: the card shows «Ønsker ny tid» until moved.
+    demo_change_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    demo_change_request: Mapped[str | None] = mapped_column(sa.String(500))
 
     bookings: Mapped[list["Booking"]] = relationship(
         back_populates="lead", order_by="Booking.created_at", cascade="all, delete-orphan", passive_deletes=True
@@ -194,12 +268,11 @@ def _refuse_bulk_masked_ref_updates(orm_execute_state):
 
 
 class Booking(db.Model):
-    """One submission of the demo form, kept as typed; also the unit a confirmation mail belongs to."""
+    """One submission of the demo form, kept as typed; also what a confirmation mail is about."""
 
     __tablename__ = "bookings"
     __table_args__ = (
         sa.Index("idx_booking_lead_id_created_at", "lead_id", "created_at"),
-        sa.Index("idx_booking_confirmation_pending", "confirmation_due_at"),
         sa.Index("idx_booking_email_created_at", "email", "created_at"),
         enum_check("organization_size", OrganizationSize, nullable=True),
     )
@@ -219,20 +292,19 @@ class Booking(db.Model):
     ip_address: Mapped[str | None] = mapped_column(sa.String(45))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    # Confirmation mail state. The database is the source of truth; Redis only carries the nudge.
-    confirmation_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # When a sweep should (re-)enqueue this mail if nobody is handling it; NULL once sent.
-    confirmation_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # A worker holds the send until then, so two jobs for one booking never both send.
-    confirmation_claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    confirmation_attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
-    confirmation_last_error: Mapped[str | None] = mapped_column(sa.String(500))
+    # Its confirmation mail, if one was ordered, is an outbox row (kind "confirmation", booking_id = this id).
     # Staff took this submission's details over onto the lead («Bruk disse opplysningene»).
     details_applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     details_applied_by_name: Mapped[str | None] = mapped_column(sa.String(100))
+    # Where the prospect came from: the URL's campaign parameters and the referring site's host.
+    utm_source: Mapped[str | None] = mapped_column(sa.String(100))
+    utm_medium: Mapped[str | None] = mapped_column(sa.String(100))
+    utm_campaign: Mapped[str | None] = mapped_column(sa.String(100))
+    utm_term: Mapped[str | None] = mapped_column(sa.String(100))
+    utm_content: Mapped[str | None] = mapped_column(sa.String(100))
+    referrer_host: Mapped[str | None] = mapped_column(sa.String(253))
 
     lead: Mapped[Lead] = relationship(back_populates="bookings")
-
 
 
 # --- staff and the pipeline ---------------------------------------------------------------------------
@@ -251,6 +323,17 @@ class User(db.Model):
     is_active: Mapped[bool] = mapped_column(sa.Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # «Varsle meg om nye leads»: a mail for every new lead and rebooking.
+    notify_new_leads: Mapped[bool] = mapped_column(sa.Boolean, default=True, server_default=sa.true())
+
+    @property
+    def initials(self) -> str:
+        parts = self.name.split()
+        return "".join(part[0] for part in (parts[:1] + parts[-1:] if len(parts) > 1 else parts)).upper() or "?"
+
+    @property
+    def first_name(self) -> str:
+        return self.name.split()[0] if self.name.split() else self.name
 
 
 class StaffSession(db.Model):
@@ -273,6 +356,7 @@ class LeadStatusChange(db.Model):
     __tablename__ = "lead_status_changes"
     __table_args__ = (
         sa.Index("idx_status_change_lead_id_changed_at", "lead_id", "changed_at"),
+        sa.Index("idx_status_change_lead_id_to_status", "lead_id", "to_status", "changed_at"),
         enum_check("from_status", LeadStatus),
         enum_check("to_status", LeadStatus),
     )
@@ -309,3 +393,71 @@ class AuditEvent(db.Model):
     actor_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     detail: Mapped[str | None] = mapped_column(sa.String(200))
+
+
+class LeadNote(db.Model):
+    """A dated note a salesperson wrote on a lead: the lead page shows them as a timeline."""
+
+    __tablename__ = "lead_notes"
+    __table_args__ = (sa.Index("idx_lead_note_lead_id_created_at", "lead_id", "created_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    lead_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("leads.id", ondelete="CASCADE"))
+    author_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    author_name: Mapped[str | None] = mapped_column(sa.String(100))
+    body: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LeadEvent(db.Model):
+    """Something staff did to a lead besides moving it (reassigning, setting the next step): its history."""
+
+    __tablename__ = "lead_events"
+    __table_args__ = (sa.Index("idx_lead_event_lead_id_at", "lead_id", "at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    lead_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("leads.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(sa.String(40))
+    actor_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    actor_name: Mapped[str | None] = mapped_column(sa.String(100))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # A short, readable account («Eier: Kari → Ola»); never the prospect's own text.
+    detail: Mapped[str | None] = mapped_column(sa.String(300))
+
+
+class OutboxMessage(db.Model):
+    """One mail the site sends, stored before it is queued: the worker claims it, sends it once, records it."""
+
+    __tablename__ = "outbox_messages"
+    __table_args__ = (
+        sa.Index("idx_outbox_due_at", "due_at"),
+        sa.Index("idx_outbox_kind_recipient_sent_at", "kind", "recipient", "sent_at"),
+        sa.Index("idx_outbox_lead_id", "lead_id"),
+        sa.Index("idx_outbox_booking_id", "booking_id"),
+        sa.Index("idx_outbox_dedupe_key", "dedupe_key", unique=True),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    kind: Mapped[str] = mapped_column(sa.String(40))
+    recipient: Mapped[str] = mapped_column(sa.String(254))
+    # What the mail is about; erasing a lead takes its mail with it.
+    lead_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("leads.id", ondelete="CASCADE"))
+    booking_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("bookings.id", ondelete="CASCADE"))
+    user_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    # Ids and settings the builder needs, as JSON; never personal data.
+    payload: Mapped[str | None] = mapped_column(sa.Text)
+    # One mail per key, whoever tries to write it (e.g. one digest per person per day).
+    dedupe_key: Mapped[str | None] = mapped_column(sa.String(120))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Not sent before then (a batch collects what arrives meanwhile).
+    send_after: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When a sweep should (re-)enqueue it if nobody is handling it; NULL once sent or closed.
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A worker holds the send until then, so two jobs never both send it.
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(sa.String(500))
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Never to be sent: suppressed (too many to one address), cancelled, or its subject is gone.
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_reason: Mapped[str | None] = mapped_column(sa.String(40))

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-from . import confirmations, leads
+from . import attribution, confirmations, follow_up, leads, next_steps, scheduling
 from .extensions import db
 from .leads import ContactDetails, LeadValidationError, StatusTransitionError
 from .models import (
@@ -26,6 +26,7 @@ from .models import (
     LeadStatusChange,
     LeadStatusCount,
     OrganizationSize,
+    OutboxMessage,
     User,
     utcnow,
 )
@@ -72,34 +73,90 @@ def _printable(text: str) -> str:
     return "".join(" " if leads.has_control_characters(character) else character for character in text)
 
 
+SORT_ORDERS = {
+    "due": "Forfaller først",
+    "oldest": "Eldste først",
+    "newest": "Nyeste først",
+}
+# «Demo avtalt» can also read in the order the demos happen, and does by default.
+DEMO_ORDER = ("demo", "Demotid")
+OWNER_FILTERS = {"mine": "Mine", "none": "Ufordelt"}
+
+
+def default_sort(status: LeadStatus) -> str:
+    # Open columns are worked in the order things fall due; final ones are read newest first.
+    if status == LeadStatus.DEMO_SCHEDULED:
+        return DEMO_ORDER[0]
+    return "newest" if status in leads.FINAL_STATUSES else "due"
+
+
+def sort_orders_for(status: LeadStatus) -> dict[str, str]:
+    if status == LeadStatus.DEMO_SCHEDULED:
+        return {DEMO_ORDER[0]: DEMO_ORDER[1], **SORT_ORDERS}
+    return SORT_ORDERS
+
+
 @dataclass(frozen=True)
 class BoardFilter:
-    """Search and filters, read from the query string so a view can be bookmarked."""
+    """Search, filters and column order, read from the query string so a view can be bookmarked."""
 
     q: str = ""
     source: str = ""
+    campaign: str = ""  # the lead's first-touch utm_campaign
     organization_size: str = ""
     period: str = ""
+    owner: str = ""  # "mine", "none" or a user id
+    overdue: str = ""  # "1": only leads whose next step is overdue
+    sorts: tuple[tuple[str, str], ...] = ()  # (status, order) where a column differs from its default
+    viewer_id: uuid.UUID | None = field(default=None, compare=False)
 
     @classmethod
-    def from_args(cls, args: Mapping[str, str]) -> "BoardFilter":
+    def from_args(cls, args: Mapping[str, str], viewer_id: uuid.UUID | None = None) -> "BoardFilter":
         # Unknown values are ignored rather than refused: an old bookmark still opens the board.
         source = args.get("source", "")
         size = args.get("organization_size", "")
         period = args.get("period", "")
+        owner = args.get("owner", "")
+        if owner not in OWNER_FILTERS:
+            try:
+                owner = str(uuid.UUID(owner))
+            except (ValueError, TypeError, AttributeError):
+                owner = ""
+        sorts = tuple(
+            (status.value, args[f"sort_{status.value}"])
+            for status in LeadStatus
+            if args.get(f"sort_{status.value}") in sort_orders_for(status)
+            and args[f"sort_{status.value}"] != default_sort(status)
+        )
         return cls(
             q=" ".join(_printable(args.get("q") or "").split())[:MAX_SEARCH_LENGTH],
             source=source if source in LeadSource.values() else "",
+            campaign=attribution.clean_value(args.get("campaign")) or "",
             organization_size=size if size in OrganizationSize.values() else "",
             period=period if period in PERIODS else "",
+            owner=owner if owner != "mine" or viewer_id else "",
+            overdue="1" if args.get("overdue") == "1" else "",
+            sorts=sorts,
+            viewer_id=viewer_id,
         )
 
     @property
     def is_empty(self) -> bool:
-        return not (self.q or self.source or self.organization_size or self.period)
+        """No condition on which leads show (column order does not count)."""
+        conditions = (self.q, self.source, self.campaign, self.organization_size, self.period, self.owner, self.overdue)
+        return not any(conditions)
 
     def as_args(self) -> dict[str, str]:
-        return {key: value for key, value in vars(self).items() if value}
+        args = {
+            key: getattr(self, key)
+            for key in ("q", "source", "campaign", "organization_size", "period", "owner", "overdue")
+            if getattr(self, key)
+        }
+        args.update({f"sort_{status}": order for status, order in self.sorts})
+        return args
+
+    def sort_for(self, status: LeadStatus) -> str:
+        return dict(self.sorts).get(status.value, default_sort(status))
 
     def conditions(self, now: datetime | None = None) -> list:
         conditions = []
@@ -115,11 +172,36 @@ class BoardFilter:
             )
         if self.source:
             conditions.append(Lead.source == self.source)
+        if self.campaign:
+            conditions.append(Lead.first_utm_campaign == self.campaign)
         if self.organization_size:
             conditions.append(Lead.organization_size == self.organization_size)
         if self.period:
             conditions.append(Lead.created_at >= (now or utcnow()) - PERIODS[self.period][1])
+        if self.owner == "mine":
+            conditions.append(Lead.owner_id == self.viewer_id)
+        elif self.owner == "none":
+            conditions.append(Lead.owner_id.is_(None))
+        elif self.owner:
+            conditions.append(Lead.owner_id == uuid.UUID(self.owner))
+        if self.overdue:
+            conditions.append(overdue_condition(now))
         return conditions
+
+
+def overdue_condition(now: datetime | None = None):
+    return sa.and_(
+        Lead.status.notin_([status.value for status in leads.FINAL_STATUSES]),
+        Lead.next_step_due_at < (now or utcnow()),
+    )
+
+
+def overdue_count(board_filter: BoardFilter) -> int:
+    """The header's «N forfalt»: open leads in this view whose next step is past due."""
+    now = utcnow()
+    return db.session.execute(
+        sa.select(sa.func.count()).select_from(Lead).where(overdue_condition(now), *board_filter.conditions(now))
+    ).scalar_one()
 
 
 @dataclass
@@ -127,6 +209,8 @@ class Card:
     lead: Lead
     mail_state: str  # "sent", "pending", "failing", "capped" or "none"
     mail_error: str | None = None
+    owner: User | None = None
+    now: datetime = field(default_factory=utcnow)
 
     @property
     def has_newer_details(self) -> bool:
@@ -137,11 +221,50 @@ class Card:
     def allowed_moves(self) -> list[LeadStatus]:
         return leads.allowed_moves(self.lead.status)
 
+    @property
+    def is_final(self) -> bool:
+        return leads.parse_status(self.lead.status) in leads.FINAL_STATUSES
+
+    @property
+    def is_overdue(self) -> bool:
+        due = self.lead.next_step_due_at
+        return not self.is_final and due is not None and next_steps.is_overdue(due, self.now)
+
+    @property
+    def demo_at(self) -> datetime | None:
+        """The demo the card shows: only while the lead waits for it in «Demo avtalt»."""
+        if self.lead.status != LeadStatus.DEMO_SCHEDULED.value or self.lead.demo_cancelled_at is not None:
+            return None
+        return self.lead.demo_at
+
+    @property
+    def demo_label(self) -> str | None:
+        return scheduling.short_demo_label(self.demo_at, self.now) if self.demo_at else None
+
+    @property
+    def demo_is_today(self) -> bool:
+        return scheduling.is_today(self.demo_at, self.now)
+
+    @property
+    def wants_new_time(self) -> bool:
+        """«Ønsker ny tid»: the prospect asked for another time from the confirmation page."""
+        return self.demo_at is not None and self.lead.demo_change_requested_at is not None
+
+
+def _sort_key_columns(order: str):
+    """The columns a column's cards are ordered by, ending with the id so the order is total."""
+    if order == "due":
+        return (Lead.next_step_due_at, Lead.id), False
+    if order == "demo":
+        return (Lead.demo_at, Lead.id), False
+    return (Lead.created_at, Lead.id), order == "newest"
+
 
 @dataclass
 class Column:
     status: LeadStatus
     count: int
+    order: str = "due"
     cards: list[Card] = field(default_factory=list)
     has_more: bool = False
 
@@ -154,11 +277,21 @@ class Column:
         return self.status in REASON_REQUIRED
 
     @property
+    def asks_for_demo(self) -> bool:
+        """A move here opens the scheduling dialog (templates/pipeline/_demo_dialog.html) first."""
+        return self.status == LeadStatus.DEMO_SCHEDULED
+
+    @property
+    def sort_orders(self) -> dict[str, str]:
+        return sort_orders_for(self.status)
+
+    @property
     def cursor(self) -> str | None:
         if not self.cards:
             return None
         last = self.cards[-1].lead
-        return f"{last.created_at.isoformat()}|{last.id}"
+        key = {"due": last.next_step_due_at, "demo": last.demo_at}.get(self.order, last.created_at)
+        return f"{key.isoformat() if key else ''}|{last.id}"
 
 
 def column_counts(board_filter: BoardFilter) -> dict[str, int]:
@@ -173,70 +306,103 @@ def column_counts(board_filter: BoardFilter) -> dict[str, int]:
     return counts
 
 
-def _column_page(status: str, board_filter: BoardFilter, before: tuple[datetime, uuid.UUID] | None, limit: int):
-    query = sa.select(Lead.id).where(Lead.status == status, *board_filter.conditions())
-    if before is not None:
-        created_at, lead_id = before
-        query = query.where(
-            sa.or_(Lead.created_at < created_at, sa.and_(Lead.created_at == created_at, Lead.id < lead_id))
-        )
-    return query.order_by(Lead.created_at.desc(), Lead.id.desc()).limit(limit)
+def _column_page(
+    status: LeadStatus, board_filter: BoardFilter, after: tuple[datetime | None, uuid.UUID] | None, limit: int
+):
+    """One page of a column in its order, continuing after `after` (a keyset cursor: key value, id)."""
+    order = board_filter.sort_for(status)
+    (key, lead_id_column), descending = _sort_key_columns(order)
+    query = sa.select(Lead.id).where(Lead.status == status.value, *board_filter.conditions())
+    if after is not None:
+        value, lead_id = after
+        if value is None:
+            # Past every dated card: only undated ones remain (they sort last).
+            query = query.where(key.is_(None), lead_id_column > lead_id)
+        elif descending:
+            query = query.where(sa.or_(key < value, sa.and_(key == value, lead_id_column < lead_id)))
+        else:
+            query = query.where(sa.or_(key > value, sa.and_(key == value, lead_id_column > lead_id), key.is_(None)))
+    if descending:
+        return query.order_by(key.desc(), lead_id_column.desc()).limit(limit)
+    return query.order_by(key.asc().nulls_last(), lead_id_column.asc()).limit(limit)
 
 
 def _cards_for(lead_ids: list[uuid.UUID]) -> dict[uuid.UUID, Card]:
-    """Leads and their mail state in two queries, whatever their number."""
+    """Leads, their owners and their mail state in three queries, whatever their number."""
     if not lead_ids:
         return {}
-    lead_rows = db.session.execute(sa.select(Lead).where(Lead.id.in_(lead_ids))).scalars()
+    lead_rows = list(db.session.execute(sa.select(Lead).where(Lead.id.in_(lead_ids))).scalars())
+    owner_ids = {lead.owner_id for lead in lead_rows if lead.owner_id}
+    owners = (
+        {user.id: user for user in db.session.execute(sa.select(User).where(User.id.in_(owner_ids))).scalars()}
+        if owner_ids
+        else {}
+    )
+    # Every shown lead's unsent confirmations in one query: open ones (waiting or failing) and capped ones.
+    mail_table = OutboxMessage.__table__.c
+    is_open = mail_table.closed_at.is_(None)
     unsent = db.session.execute(
         sa.select(
-            Booking.lead_id,
-            sa.func.max(Booking.confirmation_attempts),
-            sa.func.max(Booking.confirmation_last_error),
-            sa.func.count(Booking.confirmation_due_at),
+            mail_table.lead_id,
+            sa.func.max(sa.case((is_open, mail_table.attempts))),
+            sa.func.max(sa.case((is_open, mail_table.last_error))),
+            sa.func.count(sa.case((is_open, 1))),
+            sa.func.count(sa.case((mail_table.closed_reason == confirmations.CAPPED_REASON, 1))),
         )
-        .where(Booking.lead_id.in_(lead_ids), Booking.confirmation_sent_at.is_(None))
-        .group_by(Booking.lead_id)
+        .where(
+            mail_table.lead_id.in_(lead_ids),
+            mail_table.kind == confirmations.KIND,
+            mail_table.sent_at.is_(None),
+        )
+        .group_by(mail_table.lead_id)
     )
-    mail = {lead_id: (attempts, error, due) for lead_id, attempts, error, due in unsent}
+    mail = {lead_id: (attempts, error, due, capped) for lead_id, attempts, error, due, capped in unsent}
     cards = {}
     for lead in lead_rows:
-        attempts, error, due = mail.get(lead.id, (0, None, 0))
-        if lead.id not in mail:
-            state = "sent" if lead.confirmation_sent_at else "none"
-        elif attempts and error:
+        attempts, error, due, capped = mail.get(lead.id, (0, None, 0, 0))
+        if due and attempts and error:
             state = "failing"
         elif due:
             state = "pending"
-        elif error == confirmations.CAPPED:
-            state = "capped"
+        elif capped:
+            state, error = "capped", confirmations.CAPPED
         else:
             state = "sent" if lead.confirmation_sent_at else "none"
-        cards[lead.id] = Card(lead=lead, mail_state=state, mail_error=error if state in ("failing", "capped") else None)
+        cards[lead.id] = Card(
+            lead=lead,
+            mail_state=state,
+            mail_error=error if state in ("failing", "capped") else None,
+            owner=owners.get(lead.owner_id),
+        )
     return cards
 
 
 def board(board_filter: BoardFilter, per_column: int = CARDS_PER_COLUMN) -> list[Column]:
-    """Every column with its count and newest cards: four queries (card ids, leads, mail state, counts),
-    whatever the database holds."""
-    pages = [
-        _column_page(status, board_filter, None, per_column + 1).subquery().select()
-        for status in LeadStatus.values()
-    ]
+    """Every column with its count and first cards in its order: four queries, whatever the database holds."""
+    pages = [_column_page(status, board_filter, None, per_column + 1).subquery().select() for status in LeadStatus]
     shown_ids = [row[0] for row in db.session.execute(sa.union_all(*pages))]
     cards = _cards_for(shown_ids)
     counts = column_counts(board_filter)
-    columns = {status: Column(status=status, count=counts[status.value]) for status in LeadStatus}
+    columns = {
+        status: Column(status=status, count=counts[status.value], order=board_filter.sort_for(status))
+        for status in LeadStatus
+    }
     for lead_id in shown_ids:
-        card = cards[lead_id]
-        column = columns[LeadStatus(card.lead.status)]
-        if len(column.cards) < per_column:
-            column.cards.append(card)
-        else:
-            column.has_more = True
+        columns[LeadStatus(cards[lead_id].lead.status)].cards.append(cards[lead_id])
     for column in columns.values():
-        column.cards.sort(key=lambda card: (card.lead.created_at, card.lead.id), reverse=True)
+        # UNION ALL promises no order: each column is sorted again here, the same way the query did.
+        column.cards.sort(key=_card_sort_key(column.order), reverse=column.order == "newest")
+        column.has_more = len(column.cards) > per_column
+        del column.cards[per_column:]
     return list(columns.values())
+
+
+def _card_sort_key(order: str):
+    if order == "due":
+        return lambda card: (card.lead.next_step_due_at is None, card.lead.next_step_due_at or utcnow(), card.lead.id)
+    if order == "demo":
+        return lambda card: (card.lead.demo_at is None, card.lead.demo_at or utcnow(), card.lead.id)
+    return lambda card: (card.lead.created_at, card.lead.id)
 
 
 def parse_timestamp(value: str | None) -> datetime | None:
@@ -252,20 +418,23 @@ def parse_timestamp(value: str | None) -> datetime | None:
         return None
 
 
-def parse_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
-    created_at, _, lead_id = (cursor or "").partition("|")
-    moment = parse_timestamp(created_at)
+def parse_cursor(cursor: str | None) -> tuple[datetime | None, uuid.UUID] | None:
+    key, separator, lead_id = (cursor or "").partition("|")
+    moment = parse_timestamp(key)
+    if not separator or (key and moment is None):
+        return None
     try:
-        return (moment, uuid.UUID(lead_id)) if moment else None
+        return (moment, uuid.UUID(lead_id))
     except ValueError:
         return None
 
 
 def more_cards(status: LeadStatus, board_filter: BoardFilter, cursor: str | None, per_page: int = CARDS_PER_COLUMN):
-    before = parse_cursor(cursor)
-    ids = list(db.session.execute(_column_page(status.value, board_filter, before, per_page + 1)).scalars())
+    after = parse_cursor(cursor)
+    ids = list(db.session.execute(_column_page(status, board_filter, after, per_page + 1)).scalars())
     cards = _cards_for(ids[:per_page])
-    column = Column(status=status, count=0, cards=[cards[lead_id] for lead_id in ids[:per_page]])
+    column = Column(status=status, count=0, order=board_filter.sort_for(status))
+    column.cards = [cards[lead_id] for lead_id in ids[:per_page]]
     column.has_more = len(ids) > per_page
     return column
 
@@ -305,9 +474,15 @@ def get_lead(lead_id: uuid.UUID) -> Lead:
 class MoveDetails:
     reason: str | None = None
     note: str | None = None
+    # What comes next, as staff set it in the move dialog; None: the proposal for the new status.
+    next_step: next_steps.NextStep | None = None
+    # The demo a move to «Demo avtalt» schedules.
+    demo: scheduling.DemoPlan | None = None
 
 
-def validate_move_details(to_status: LeadStatus, raw: Mapping[str, str]) -> MoveDetails:
+def validate_move_details(
+    to_status: LeadStatus, raw: Mapping[str, str], default_host_id: uuid.UUID | None = None
+) -> MoveDetails:
     reason = (raw.get("reason") or "").strip() or None
     note = (raw.get("note") or "").strip() or None
     errors = {}
@@ -320,9 +495,21 @@ def validate_move_details(to_status: LeadStatus, raw: Mapping[str, str]) -> Move
         errors["note"] = problem
     elif note and len(note) > MAX_NOTE_LENGTH:
         errors["note"] = f"Notatet kan være høyst {MAX_NOTE_LENGTH} tegn. Du har skrevet {len(note)}."
+    next_step = None
+    if to_status not in leads.FINAL_STATUSES and (raw.get("next_step") or raw.get("next_step_due")):
+        try:
+            next_step = follow_up.validate_next_step(raw.get("next_step"), raw.get("next_step_due"))
+        except LeadValidationError as error:
+            errors.update(error.errors)
+    demo = None
+    if to_status == LeadStatus.DEMO_SCHEDULED:
+        try:
+            demo = scheduling.validate_demo(raw, default_host_id)
+        except LeadValidationError as error:
+            errors.update(error.errors)
     if errors:
         raise LeadValidationError(errors)
-    return MoveDetails(reason=reason, note=note)
+    return MoveDetails(reason=reason, note=note, next_step=next_step, demo=demo)
 
 
 def move(lead_id: uuid.UUID, to_status: str, by: User, details: MoveDetails = MoveDetails()) -> Lead:
@@ -331,11 +518,22 @@ def move(lead_id: uuid.UUID, to_status: str, by: User, details: MoveDetails = Mo
     lead = get_lead(lead_id)
     current = lead.status
     leads.check_transition(current, target)
+    scheduling.require_plan(target, details.demo)
     now = utcnow()
+    demo_at = details.demo.starts_at if details.demo else None
+    step = details.next_step or next_steps.proposal_after_move(target.value, now, demo_at=demo_at)
+    if target in leads.FINAL_STATUSES:
+        step = None
     moved = db.session.execute(
         sa.update(Lead)
         .where(Lead.id == lead_id, Lead.status == current)
-        .values(status=target.value, status_changed_at=now, updated_at=now)
+        .values(
+            status=target.value,
+            status_changed_at=now,
+            updated_at=now,
+            next_step=step.text if step else None,
+            next_step_due_at=step.due_at if step else None,
+        )
         .execution_options(synchronize_session=False)
     ).rowcount
     if moved != 1:
@@ -359,9 +557,11 @@ def move(lead_id: uuid.UUID, to_status: str, by: User, details: MoveDetails = Mo
             note=details.note,
         )
     )
+    mails = scheduling.apply_move(lead, current, target, details.demo, by, now)
     # Read before the commit expires `by`: logging must not cost a query.
     moved_by = str(by.id)
     db.session.commit()
+    scheduling.dispatch(mails)
     log.info(
         "lead moved",
         extra={
@@ -379,9 +579,7 @@ def move(lead_id: uuid.UUID, to_status: str, by: User, details: MoveDetails = Mo
 def status_history(lead_id: uuid.UUID) -> list[LeadStatusChange]:
     return list(
         db.session.execute(
-            sa.select(LeadStatusChange)
-            .where(LeadStatusChange.lead_id == lead_id)
-            .order_by(LeadStatusChange.changed_at)
+            sa.select(LeadStatusChange).where(LeadStatusChange.lead_id == lead_id).order_by(LeadStatusChange.changed_at)
         ).scalars()
     )
 
@@ -390,20 +588,28 @@ def status_history(lead_id: uuid.UUID) -> list[LeadStatusChange]:
 class BookingWithChanges:
     booking: Booking
     changed: dict[str, tuple[str | None, str | None]]  # field -> (before, after)
+    mail: OutboxMessage | None = None  # its confirmation, if one was ordered
 
     @property
     def mail_state(self) -> str:
-        return booking_mail_state(self.booking)
+        return booking_mail_state(self.mail)
+
+    @property
+    def mail_note(self) -> str | None:
+        """Why a capped confirmation did not go, in staff's words."""
+        return confirmations.CAPPED if confirmations.is_capped(self.mail) else None
 
 
-def booking_mail_state(booking: Booking) -> str:
-    """One booking's confirmation: "sent", "pending" (ordered, not sent yet), "capped" (never to be sent, with
-    the reason in confirmation_last_error, e.g. too many to one address) or "not_ordered"."""
-    if booking.confirmation_sent_at is not None:
+def booking_mail_state(mail: OutboxMessage | None) -> str:
+    """One booking's confirmation, from its outbox row: "sent", "pending" (ordered, not sent yet), "capped"
+    (never to be sent: too many to one address) or "not_ordered" (no row, or one closed for another reason)."""
+    if mail is None:
+        return "not_ordered"
+    if mail.sent_at is not None:
         return "sent"
-    if booking.confirmation_due_at is not None:
+    if mail.closed_at is None:
         return "pending"
-    return "capped" if booking.confirmation_last_error else "not_ordered"
+    return "capped" if confirmations.is_capped(mail) else "not_ordered"
 
 
 def booking_history(lead_id: uuid.UUID) -> list[BookingWithChanges]:
@@ -413,6 +619,7 @@ def booking_history(lead_id: uuid.UUID) -> list[BookingWithChanges]:
             sa.select(Booking).where(Booking.lead_id == lead_id).order_by(Booking.created_at, Booking.id)
         ).scalars()
     )
+    mails = confirmations.messages_for([booking.id for booking in bookings])
     history, previous = [], None
     for booking in bookings:
         changed = {}
@@ -421,7 +628,7 @@ def booking_history(lead_id: uuid.UUID) -> list[BookingWithChanges]:
                 before, after = getattr(previous, name), getattr(booking, name)
                 if before != after:
                     changed[name] = (before, after)
-        history.append(BookingWithChanges(booking=booking, changed=changed))
+        history.append(BookingWithChanges(booking=booking, changed=changed, mail=mails.get(booking.id)))
         previous = booking
     return list(reversed(history))
 
@@ -429,7 +636,7 @@ def booking_history(lead_id: uuid.UUID) -> list[BookingWithChanges]:
 def update_contact(lead_id: uuid.UUID, raw: Mapping[str, object]) -> Lead:
     """Staff edit the contact fields; the same rules as the public form. Nothing else is editable here."""
     lead = get_lead(lead_id)
-    details = leads.validate_contact_details(raw)
+    details = leads.validate_contact_details(raw, for_staff=True)
     if _email_taken(details.email, lead_id):
         raise LeadValidationError({"email": EMAIL_TAKEN})
     for name, value in details.as_dict().items():
@@ -492,8 +699,12 @@ def apply_booking_details(lead_id: uuid.UUID, booking_id: uuid.UUID, by: User) -
     db.session.commit()
     log.info(
         "booking details applied",
-        extra={"event": "booking_details_applied", "lead_id": str(lead_id), "booking_id": str(booking_id),
-               "user_id": applied_by},
+        extra={
+            "event": "booking_details_applied",
+            "lead_id": str(lead_id),
+            "booking_id": str(booking_id),
+            "user_id": applied_by,
+        },
     )
     return lead
 
@@ -513,7 +724,7 @@ def validate_staff_lead(raw: Mapping[str, object]) -> tuple[ContactDetails, Lead
     """The new-lead form's fields, every problem reported at once."""
     errors, details, source = {}, None, None
     try:
-        details = leads.validate_contact_details(raw)
+        details = leads.validate_contact_details(raw, for_staff=True)
     except LeadValidationError as error:
         errors.update(error.errors)
     try:
@@ -528,12 +739,7 @@ def validate_staff_lead(raw: Mapping[str, object]) -> tuple[ContactDetails, Lead
 def create_by_staff(details: ContactDetails, source: object, send_confirmation: bool) -> leads.BookingResult:
     """A lead from the phone, an event or a referral: the same upsert as the public form, no rate limit."""
     channel = staff_source(source)
-    result = leads.book_demo(
-        details, ip_address=None, source=channel, with_confirmation=send_confirmation, by_staff=True
-    )
-    if result.mail_due:
-        confirmations.dispatch_confirmation(result.booking_id)
-    return result
+    return leads.book_demo(details, ip_address=None, source=channel, with_confirmation=send_confirmation, by_staff=True)
 
 
 def erase(lead_id: uuid.UUID, by: User) -> set[uuid.UUID]:
@@ -571,6 +777,15 @@ def erase(lead_id: uuid.UUID, by: User) -> set[uuid.UUID]:
     return erased
 
 
+def erased_at(lead_id: uuid.UUID) -> datetime | None:
+    """When this lead was erased, if it was: the audit entry is all that is left of it."""
+    return db.session.execute(
+        sa.select(sa.func.max(AuditEvent.at)).where(
+            AuditEvent.action == "lead_erased", AuditEvent.subject_id == lead_id
+        )
+    ).scalar_one_or_none()
+
+
 def latest_booking(lead_id: uuid.UUID) -> Booking | None:
     return db.session.execute(
         sa.select(Booking).where(Booking.lead_id == lead_id).order_by(Booking.created_at.desc()).limit(1)
@@ -580,7 +795,10 @@ def latest_booking(lead_id: uuid.UUID) -> Booking | None:
 def confirmation_to_resend(lead_id: uuid.UUID) -> Booking | None:
     """What «Send bekreftelsen nå» sends: the latest booking's confirmation, while it is unsent."""
     booking = latest_booking(lead_id)
-    return booking if booking is not None and booking.confirmation_sent_at is None else None
+    if booking is None:
+        return None
+    mail = confirmations.message_for(booking.id)
+    return booking if mail is None or mail.sent_at is None else None
 
 
 EXPORT_COLUMNS = (

@@ -24,10 +24,10 @@ from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 
 from meander_site import accounts, create_app
 from meander_site.config import normalize_database_url
-from meander_site.confirmations import confirmation_queue
 from meander_site.embedded import EmbeddedRedis, MailSink
 from meander_site.extensions import db, limiter
-from meander_site.models import AuditEvent, Booking, Lead, LeadStatusChange, StaffSession, User
+from meander_site.models import AuditEvent, Booking, Lead, LeadStatusChange, OutboxMessage, StaffSession, User
+from meander_site.outbox import mail_queue
 from meander_site.redis_client import redis_connection
 
 # Every sign-in hashes a password: at argon2's cheapest profile that costs microseconds instead of 64 MiB and
@@ -151,11 +151,11 @@ def app(make_app, smtp_server, redis_url, monkeypatch):
     monkeypatch.setattr(limiter, "_storage_dead", False)
     app = make_app()
     with app.app_context():
-        for model in (LeadStatusChange, Booking, Lead, AuditEvent, StaffSession, User):
+        for model in (OutboxMessage, LeadStatusChange, Booking, Lead, AuditEvent, StaffSession, User):
             db.session.execute(sa.delete(model))
         db.session.commit()
         limiter.reset()
-        queue = confirmation_queue()
+        queue = mail_queue()
         queue.empty()
         for registry in (ScheduledJobRegistry(queue=queue), FailedJobRegistry(queue=queue)):
             for job_id in registry.get_job_ids():
@@ -213,7 +213,7 @@ def run_jobs(app) -> int:
     failure registry and all), without the worker's start-up and shutdown; return how many ran."""
     with app.app_context():
         connection = redis_connection()
-        queue = confirmation_queue(connection)
+        queue = mail_queue(connection)
         worker = SimpleWorker([queue], connection=connection)
         count = 0
         while (job := queue.dequeue_any([queue], timeout=None, connection=connection)) is not None:
@@ -238,9 +238,7 @@ def staff_user(app):
 def log_in(client, email: str, password: str, next_path: str = "/pipeline"):
     page = client.get("/login")
     token = CSRF_INPUT.search(page.get_data(as_text=True)).group(1)
-    return client.post(
-        f"/login?next={next_path}", data={"csrf_token": token, "email": email, "password": password}
-    )
+    return client.post(f"/login?next={next_path}", data={"csrf_token": token, "email": email, "password": password})
 
 
 @pytest.fixture
@@ -276,3 +274,19 @@ def make_lead(app, **fields) -> dict:
         details = leads.validate_contact_details({**VALID_BOOKING, **fields})
         result = leads.book_demo(details, ip_address="198.51.100.7")
         return {"id": result.lead_id, "masked_ref": result.masked_ref, "booking_id": result.booking_id}
+
+
+def confirmation_rows(app) -> list:
+    """Every confirmation in the outbox, oldest first, detached for reading."""
+    from meander_site import confirmations
+
+    with app.app_context():
+        rows = list(
+            db.session.execute(
+                sa.select(OutboxMessage)
+                .where(OutboxMessage.kind == confirmations.KIND)
+                .order_by(OutboxMessage.created_at, OutboxMessage.id)
+            ).scalars()
+        )
+        db.session.expunge_all()
+        return rows

@@ -1,4 +1,4 @@
-from conftest import VALID_BOOKING, book, run_jobs
+from conftest import VALID_BOOKING, book, confirmation_rows, run_jobs
 
 from meander_site.extensions import db
 from meander_site.models import Booking, Lead
@@ -34,4 +34,5 @@ def test_confirmation_mail_is_sent_by_the_worker_with_the_link(app, client, smtp
         lead = db.session.execute(db.select(Lead)).scalar_one()
         booking = db.session.execute(db.select(Booking)).scalar_one()
         assert lead.confirmation_sent_at is not None
-        assert booking.confirmation_sent_at is not None
+        [confirmation] = confirmation_rows(app)
+        assert confirmation.booking_id == booking.id and confirmation.sent_at == lead.confirmation_sent_at

@@ -7,15 +7,17 @@ import os
 import re
 import shutil
 import threading
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
 from conftest import make_lead
+from helpers import wait_until
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from meander_site import sales
+from meander_site import demo_data, sales, scheduling
 from meander_site.extensions import db
-from meander_site.models import Lead, LeadStatusChange, User
+from meander_site.models import Lead, LeadStatusChange, User, utcnow
 
 CHROMIUM = "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else shutil.which("chromium")
 if not CHROMIUM:
@@ -108,7 +110,8 @@ def flush_csp_reports(page) -> None:
     if not page.url.startswith("http"):
         return  # never left about:blank: no policy, nothing to report
     page.evaluate(f"window.cspReportsFlushed = false; new Image().src = {CSP_FLUSH_MARKER!r};")
-    page.wait_for_function("window.cspReportsFlushed === true")
+    # Polled from here: wait_for_function re-evaluates its predicate in the page with eval, which the CSP blocks.
+    wait_until(lambda: page.evaluate("window.cspReportsFlushed === true"), timeout=5, what="the CSP reports")
     page.evaluate("0")  # one more round trip: the reports' callbacks, sent before it, have run
 
 
@@ -133,7 +136,13 @@ def lead_with_status(app, staff_user, status, **fields):
     lead = make_lead(app, **fields)
     if status != "new":
         with app.app_context():
-            sales.move(lead["id"], status, by=db.session.get(User, staff_user["id"]))
+            user = db.session.get(User, staff_user["id"])
+            details = sales.MoveDetails()
+            if status == "demo_scheduled":
+                in_a_week = (utcnow() + timedelta(days=7)).replace(second=0, microsecond=0)
+                plan = scheduling.DemoPlan(in_a_week, 30, "https://meet.meander.no/demo", user.id)
+                details = sales.MoveDetails(demo=plan)
+            sales.move(lead["id"], status, by=user, details=details)
     return lead
 
 
@@ -158,10 +167,11 @@ def in_column(page, status, lead_id):
     return page.locator(f'section.column[data-status="{status}"] ol#cards-{status} > li#card-{lead_id}')
 
 
-def drag(page, lead_id, to_status, while_dragging=None):
+def drag(page, lead_id, to_status, while_dragging=None, refused=False):
     """Drag a card with the mouse (native HTML5 drag, as Sortable uses it) onto another column's list.
 
-    The card is grabbed by its contact line: its middle is the "Flytt til…" form, which Sortable excludes.
+    The card is grabbed by its contact line. With refused=True the column must refuse it: the card never
+    enters the list, and the drop happens once the column is marked as closed to it.
     """
     handle = card(page, lead_id).locator(".lead-card-contact")
     handle.scroll_into_view_if_needed()
@@ -174,6 +184,16 @@ def drag(page, lead_id, to_status, while_dragging=None):
     page.mouse.move(x + 8, y + 8, steps=4)  # far enough for the browser to start the drag
     tx, ty = target["x"] + target["width"] / 2, target["y"] + min(40, target["height"] / 2)
     page.mouse.move(tx, ty, steps=15)
+    if refused:
+        column = page.locator(f'section.column[data-status="{to_status}"]')
+        expect(column).to_have_class(has_class("column--forbidden"))
+        for nudge in range(3):  # held over the column a while: it still does not take the card
+            page.mouse.move(tx, ty + nudge + 1)
+        assert page.locator(f"#cards-{to_status} > #card-{lead_id}").count() == 0
+        if while_dragging:
+            while_dragging()
+        page.mouse.up()
+        return
     # Sortable ignores dragover events for 30 ms after each move of the dragged card; nudge the pointer
     # until the card (which Sortable moves along as its ghost) sits in the target list.
     arrived = page.locator(f"#cards-{to_status} > #card-{lead_id}")
@@ -212,11 +232,19 @@ def test_drag_forward_moves_the_card_and_saves_the_status(app, staff_user, board
     assert changes_of(app, lead["id"]) == [("new", "contacted", None, None)]
 
 
-def test_backward_drag_is_refused_and_the_card_snaps_back(app, staff_user, board):
+def posts_of(page) -> list[str]:
+    """Every POST the page sends from now on."""
+    posts: list[str] = []
+    page.on("request", lambda request: posts.append(request.url) if request.method == "POST" else None)
+    return posts
+
+
+def test_a_backward_drag_is_refused_by_the_column_without_a_request_and_says_why(app, staff_user, board):
     page = board
     lead = lead_with_status(app, staff_user, "qualified", email="bakover@lhl.no", organization_name="Bakover AS")
     page.reload()
     expect(in_column(page, "qualified", lead["id"])).to_have_count(1)
+    posts = posts_of(page)
 
     def columns_marked():
         # While dragging, the columns behind the card are visibly disabled; those ahead are open.
@@ -229,37 +257,151 @@ def test_backward_drag_is_refused_and_the_card_snaps_back(app, staff_user, board
                 has_class("column--forbidden")
             )
 
-    drag(page, lead["id"], "new", while_dragging=columns_marked)
+    drag(page, lead["id"], "new", while_dragging=columns_marked, refused=True)
 
     message = page.locator("#board-messages")
-    expect(message).to_contain_text("fremover")
+    expect(message).to_contain_text("«Ny» tar ikke imot kortet herfra: kort flyttes bare fremover.")
+    expect(page.locator("#move-dialog")).to_be_hidden()
     expect(message.locator(".board-message--error")).to_have_count(1)
     expect(in_column(page, "qualified", lead["id"])).to_have_count(1)
     expect(page.locator("#cards-new > li.lead-card")).to_have_count(0)
     expect(card(page, lead["id"])).not_to_have_class(has_class("is-saving"))
+    assert posts == []
     assert status_of(app, lead["id"]) == "qualified"
     assert changes_of(app, lead["id"]) == [("new", "qualified", None, None)]
 
 
-def test_keyboard_move_lands_in_the_new_column_and_keeps_focus_on_the_card(app, staff_user, board):
+def test_a_card_in_a_final_status_cannot_be_dragged(app, staff_user, board):
+    page = board
+    lead = lead_with_status(app, staff_user, "converted", email="kunde@lhl.no", organization_name="Kunde AS")
+    page.reload()
+    expect(card(page, lead["id"])).to_have_attribute("data-final", "")
+    posts = posts_of(page)
+
+    handle = card(page, lead["id"]).locator(".lead-card-contact")
+    box = handle.bounding_box()
+    target = page.locator("#cards-lost").bounding_box()
+    page.mouse.move(box["x"] + 20, box["y"] + 5)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 30, box["y"] + 15, steps=4)
+    page.mouse.move(target["x"] + 40, target["y"] + 30, steps=10)
+    page.mouse.move(target["x"] + 42, target["y"] + 32)
+    expect(page.locator("body")).not_to_have_class(has_class("is-dragging"))  # Sortable never started a drag
+    page.mouse.up()
+
+    expect(in_column(page, "converted", lead["id"])).to_have_count(1)
+    expect(page.locator("#move-dialog")).to_be_hidden()
+    assert posts == []
+    assert status_of(app, lead["id"]) == "converted"
+
+
+def press_tab_until(page, target, limit: int = 25):
+    """Tab forward (keyboard only) until `target` (a locator) has focus."""
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        if target.evaluate("element => element === document.activeElement"):
+            return
+    raise AssertionError(f"{target} never got focus within {limit} Tabs")
+
+
+def menu_button(page, lead_id):
+    return card(page, lead_id).locator("summary.card-menu-button")
+
+
+def test_keyboard_only_move_through_the_card_menu_returns_focus_to_the_cards_menu_button(app, staff_user, board):
     page = board
     lead = make_lead(app, email="tastatur@lhl.no", organization_name="Tastatur AS")
     page.reload()
     expect(in_column(page, "new", lead["id"])).to_have_count(1)
 
-    select = card(page, lead["id"]).get_by_label("Flytt til…")
-    select.focus()
-    expect(select).to_be_focused()
-    select.select_option("qualified")
-    page.keyboard.press("Tab")
-    expect(card(page, lead["id"]).get_by_role("button", name="Flytt")).to_be_focused()
+    page.locator("#filter-overdue").focus()  # the last control before the board: Tab goes on from here
+    press_tab_until(page, menu_button(page, lead["id"]))
+    page.keyboard.press("Enter")  # opens the menu; its actions load
+    menu = card(page, lead["id"]).locator(".move-form")
+    expect(menu.get_by_role("button")).to_have_text(["Kontaktet", "Kvalifisert", "Demo avtalt", "Kunde", "Tapt"])
+    press_tab_until(page, menu.get_by_role("button", name="Kvalifisert"))
     page.keyboard.press("Enter")
 
     expect(in_column(page, "qualified", lead["id"])).to_have_count(1)
     expect(card(page, lead["id"])).to_have_count(1)
-    expect(card(page, lead["id"]).locator(".lead-card-title a")).to_be_focused()
+    expect(menu_button(page, lead["id"])).to_be_focused()
+    expect(page.locator("#board-messages")).to_contain_text("Neste steg: «Avtal demo»")
     assert status_of(app, lead["id"]) == "qualified"
     assert changes_of(app, lead["id"]) == [("new", "qualified", None, None)]
+
+
+def test_keyboard_only_assignment_through_the_card_menu(app, staff_user, board):
+    page = board
+    lead = make_lead(app, email="eier@lhl.no", organization_name="Eier AS")
+    page.reload()
+
+    menu_button(page, lead["id"]).focus()
+    page.keyboard.press("Enter")
+    owner = card(page, lead["id"]).get_by_label("Eier", exact=True)
+    expect(owner).to_be_visible()
+    press_tab_until(page, owner)
+    page.keyboard.press("ArrowDown")  # Ufordelt → Siri Selger (meg)
+    expect(owner).to_have_value(str(staff_user["id"]))
+    press_tab_until(page, card(page, lead["id"]).get_by_role("button", name="Lagre eier"))
+    page.keyboard.press("Enter")
+
+    expect(card(page, lead["id"]).locator(".owner")).to_have_text("SSEier: Siri Selger")
+    expect(menu_button(page, lead["id"])).to_be_focused()
+    expect(page.locator("#board-messages")).to_contain_text("er gitt til Siri Selger")
+    with app.app_context():
+        assert db.session.get(Lead, lead["id"]).owner_id == staff_user["id"]
+
+
+def test_each_card_is_one_tab_stop_and_arrow_keys_move_between_cards_and_columns(app, staff_user, board):
+    page = board
+    top = make_lead(app, email="a@lhl.no", organization_name="Øverst AS")
+    below = make_lead(app, email="b@lhl.no", organization_name="Under AS")
+    beside = lead_with_status(app, staff_user, "contacted", email="c@lhl.no", organization_name="Ved siden AS")
+    page.reload()
+    first, second = page.locator("#cards-new > .lead-card").evaluate_all("cards => cards.map(c => c.dataset.leadId)")
+    assert {first, second} == {str(top["id"]), str(below["id"])}
+
+    menu_button(page, first).focus()
+    page.keyboard.press("Tab")
+    expect(menu_button(page, second)).to_be_focused()  # no other stop inside the first card
+    page.keyboard.press("ArrowUp")
+    expect(menu_button(page, first)).to_be_focused()
+    page.keyboard.press("ArrowDown")
+    expect(menu_button(page, second)).to_be_focused()
+    page.keyboard.press("ArrowRight")
+    expect(menu_button(page, beside["id"])).to_be_focused()
+    page.keyboard.press("ArrowLeft")
+    expect(menu_button(page, first)).to_be_focused()
+
+
+def test_vis_flere_puts_focus_on_the_first_card_it_brought(app, staff_user, board):
+    page = board
+    for n in range(sales.CARDS_PER_COLUMN + 3):
+        make_lead(app, email=f"mange{n:02d}@lhl.no", organization_name=f"Forening {n:02d}")
+    page.reload()
+    expect(page.locator("#cards-new > .lead-card")).to_have_count(sales.CARDS_PER_COLUMN)
+
+    more = page.locator("#cards-new .load-more button")
+    more.focus()
+    page.keyboard.press("Enter")
+
+    expect(page.locator("#cards-new > .lead-card")).to_have_count(sales.CARDS_PER_COLUMN + 3)
+    first_new = page.locator("#cards-new > .lead-card").nth(sales.CARDS_PER_COLUMN)
+    expect(first_new.locator("summary.card-menu-button")).to_be_focused()
+    expect(page.locator("#cards-new .load-more")).to_have_count(0)
+
+
+def test_a_failed_save_on_the_lead_page_starts_at_its_error_summary(app, staff_user, board):
+    page = board
+    lead = make_lead(app)
+    page.goto(f"/pipeline/leads/{lead['id']}")
+    page.get_by_label("Fornavn").fill("")
+    page.get_by_role("button", name="Lagre endringer").click()
+
+    summary = page.locator(".error-summary")
+    expect(summary).to_be_focused()
+    expect(summary).to_contain_text("Skriv inn kontaktens fornavn.")
+    assert summary.evaluate("element => element.getBoundingClientRect().top < innerHeight")
 
 
 def test_a_move_to_lost_can_be_cancelled_or_confirmed_with_a_reason(app, staff_user, board):
@@ -291,7 +433,7 @@ def test_a_move_to_lost_can_be_cancelled_or_confirmed_with_a_reason(app, staff_u
     expect(dialog).to_be_hidden()
     expect(in_column(page, "lost", lost["id"])).to_have_count(1)
     expect(page.locator("#board-messages")).to_contain_text("Tapt AS")
-    expect(card(page, lost["id"]).locator(".lead-card-final")).to_have_text("Sluttstatus")
+    expect(card(page, lost["id"])).to_have_attribute("data-final", "")
     expect(page.locator("#count-lost")).to_contain_text("1")
     assert status_of(app, lost["id"]) == "lost"
     assert changes_of(app, lost["id"])[-1] == ("demo_scheduled", "lost", "price", "For dyrt i år, ta kontakt i august.")
@@ -306,11 +448,12 @@ def test_a_move_to_lost_without_a_reason_is_refused_in_the_dialog(app, staff_use
     posts = []
     page.on("request", lambda request: posts.append(request.url) if request.method == "POST" else None)
 
-    # The keyboard path to «Tapt» opens the same dialog.
-    select = card(page, lead["id"]).get_by_label("Flytt til…")
-    select.focus()
-    select.select_option("lost")
-    page.keyboard.press("Tab")
+    # The keyboard path to «Tapt» (the card menu) opens the same dialog.
+    menu_button(page, lead["id"]).focus()
+    page.keyboard.press("Enter")
+    lost_button = card(page, lead["id"]).get_by_role("button", name="Tapt")
+    expect(lost_button).to_be_visible()  # the menu's actions have loaded
+    press_tab_until(page, lost_button)
     page.keyboard.press("Enter")
     expect(dialog).to_be_visible()
     reason = page.locator("#move-reason")
@@ -381,3 +524,106 @@ def test_a_first_visit_to_a_public_page_loads_everything_without_a_console_error
     assert not console_errors and not failed, (console_errors, failed)
     assert [icon.split(" ")[0] for icon in icons] == ["200", "200", "200"], icons
     assert all(icon.split(" ")[1].startswith("image/") for icon in icons), icons
+
+
+WHOLE_CARDS_PER_COLUMN = """() => [...document.querySelectorAll("section.column")].map((column) => {
+  const list = column.querySelector("ol.cards").getBoundingClientRect();
+  const box = column.getBoundingClientRect();
+  const whole = [...column.querySelectorAll("ol.cards > .lead-card")].filter((card) => {
+    const r = card.getBoundingClientRect();
+    return r.height > 0 && r.top >= list.top - 1 && r.bottom <= Math.min(list.bottom, innerHeight) + 1
+      && r.left >= 0 && r.right <= innerWidth + 1;
+  }).length;
+  return {status: column.dataset.status, whole, left: box.left, right: box.right};
+})"""
+
+
+def test_a_thousand_demo_leads_show_whole_cards_in_every_column_at_laptop_sizes(app, staff_user, board):
+    page = board
+    with app.app_context():
+        demo_data.create_demo_leads(1000, seed=8)
+
+    measured = {}
+    for (width, height), at_least in {(1440, 900): 5, (1280, 800): 4}.items():
+        page.set_viewport_size({"width": width, "height": height})
+        page.reload()
+        expect(page.locator("ol.cards[data-sortable-ready]")).to_have_count(6)
+        columns = page.evaluate(WHOLE_CARDS_PER_COLUMN)
+        measured[width] = {column["status"]: column["whole"] for column in columns}
+        assert all(0 <= column["left"] and column["right"] <= width for column in columns), columns  # all six
+        assert min(measured[width].values()) >= at_least, measured
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        assert page.evaluate("document.documentElement.scrollHeight") <= height  # the columns scroll, not the page
+    print(f"whole cards per column: {measured}")
+
+
+def test_a_phone_shows_one_column_at_a_time_with_a_switcher_and_never_scrolls_sideways(app, staff_user, board):
+    page = board
+    with app.app_context():
+        demo_data.create_demo_leads(60, seed=3)
+    page.set_viewport_size({"width": 375, "height": 740})
+    page.reload()
+
+    switcher = page.get_by_role("navigation", name="Kolonner")
+    expect(switcher.get_by_role("button")).to_have_count(6)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    expect(page.locator("section.column:visible")).to_have_count(1)
+    lost = switcher.get_by_role("button", name=re.compile(r"^Tapt \d+$"))
+    count = lost.locator(".count").inner_text()
+    assert count == page.locator("#count-lost").get_attribute("data-count")
+    lost.click()
+    expect(lost).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("section.column:visible")).to_have_count(1)
+    expect(page.locator("#column-lost")).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+
+
+def poll_now(page):
+    """Run the 30-second poll at once, as its timer would."""
+    page.evaluate(
+        "htmx.ajax('GET', document.getElementById('board-poll').getAttribute('hx-get'),"
+        " {source: '#board-poll', target: '#board-inbox', swap: 'innerHTML'})"
+    )
+
+
+def test_the_poll_places_and_announces_a_new_lead_and_ignores_cards_the_page_never_loaded(app, staff_user, board):
+    page = board
+    for n in range(sales.CARDS_PER_COLUMN + 1):
+        make_lead(app, email=f"fylt{n:02d}@lhl.no", organization_name=f"Fylt {n:02d}")
+    page.reload()
+    expect(page.locator("#cards-new > .lead-card")).to_have_count(sales.CARDS_PER_COLUMN)
+    htmx_errors = []
+    page.on("console", lambda message: "oobErrorNoTarget" in message.text and htmx_errors.append(message.text))
+    page.evaluate("document.body.addEventListener('htmx:oobErrorNoTarget', () => console.error('oobErrorNoTarget'))")
+    shown = set(page.locator("#cards-new > .lead-card").evaluate_all("cards => cards.map(c => c.dataset.leadId)"))
+    with app.app_context():
+        hidden = db.session.execute(sa.select(Lead.id).where(Lead.status == "new")).scalars().all()
+    [unloaded] = [lead_id for lead_id in hidden if str(lead_id) not in shown]
+    with app.app_context():  # a colleague edits the one card beyond «Vis flere», and a lead arrives
+        db.session.execute(sa.update(Lead).where(Lead.id == unloaded).values(updated_at=utcnow()))
+        db.session.commit()
+    arrived = make_lead(app, email="helt.ny@lhl.no", organization_name="Helt Ny Forening")
+
+    with page.expect_response(re.compile(r"/pipeline/changes")) as polled:
+        poll_now(page)
+    assert f'<template data-lead-id="{unloaded}"' in polled.value.text()  # sent, and left alone by the page
+
+    new_card = card(page, arrived["id"])
+    expect(new_card).to_have_class(has_class("lead-card--new"))
+    expect(page.locator("#cards-new > .lead-card").first).to_have_id(f"card-{arrived['id']}")
+    expect(page.locator("#board-messages")).to_have_text("Ny lead: Helt Ny Forening i «Ny».")
+    expect(page.locator("#board-messages")).to_have_attribute("aria-live", "polite")
+    expect(page.locator("#count-new")).to_have_attribute("data-count", str(sales.CARDS_PER_COLUMN + 2))
+    expect(card(page, unloaded)).to_have_count(0)
+    assert htmx_errors == []
+
+
+def test_a_filter_that_matches_nothing_says_so(app, staff_user, board):
+    page = board
+    make_lead(app)
+    page.reload()
+
+    page.get_by_label("Søk").fill("finnes ikke noe sted")
+
+    expect(page.locator(".board-empty")).to_contain_text("Ingen leads passer søket eller filteret.")
+    expect(page.locator(".lead-card")).to_have_count(0)

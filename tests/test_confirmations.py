@@ -1,4 +1,6 @@
-"""The confirmation mail on the real stack: RQ on a real Redis, a real SMTP server, outages of both."""
+"""The confirmation mail on the real stack: RQ on a real Redis, a real SMTP server, outages of both.
+
+A confirmation is an outbox row (kind "confirmation"); these tests read its state there."""
 
 import logging
 
@@ -8,15 +10,11 @@ from helpers import wait_until
 from redis import Redis
 from rq.scheduler import RQScheduler
 
-from meander_site.confirmations import (
-    confirmation_queue,
-    retry_pending,
-    send_confirmation,
-    sweep_due_confirmations,
-)
+from meander_site import confirmations, leads, sales
 from meander_site.embedded import find_free_port
 from meander_site.extensions import db, limiter
-from meander_site.models import Booking, Lead
+from meander_site.models import Booking, Lead, OutboxMessage
+from meander_site.outbox import mail_queue, retry_pending, send_message, sweep_due
 from meander_site.redis_client import redis_connection
 
 DEAD_REDIS = "unix:///tmp/nonexistent-meander.sock"
@@ -29,6 +27,22 @@ def the_lead() -> Lead:
 
 def the_booking() -> Booking:
     return db.session.execute(db.select(Booking)).scalar_one()
+
+
+def the_confirmation() -> OutboxMessage:
+    return db.session.execute(db.select(OutboxMessage).where(OutboxMessage.kind == confirmations.KIND)).scalar_one()
+
+
+def confirmation_jobs(app) -> int:
+    """How many queued jobs are for a confirmation (a booking also queues the team's new-lead mail)."""
+    with app.app_context():
+        ids = {
+            str(message_id)
+            for message_id in db.session.scalars(
+                db.select(OutboxMessage.id).where(OutboxMessage.kind == confirmations.KIND)
+            )
+        }
+        return sum(job.args[0] in ids for job in mail_queue().get_jobs())
 
 
 def plain(message) -> str:
@@ -44,7 +58,7 @@ def enqueue_due_retries(app) -> int:
     returns how many jobs the queue then holds."""
     with app.app_context():
         connection = redis_connection()
-        queue = confirmation_queue(connection)
+        queue = mail_queue(connection)
         scheduler = RQScheduler([queue], connection=connection)
         scheduler.prepare_registries([queue.name])
         scheduler.enqueue_scheduled_jobs()
@@ -99,7 +113,7 @@ def test_confirmation_reaches_an_address_with_norwegian_letters_in_the_domain(ap
     run_jobs(app)
 
     with app.app_context():
-        assert the_booking().confirmation_last_error is None
+        assert the_confirmation().last_error is None
     [message] = smtp_server.wait_for(1, timeout=2)
     assert message["X-RcptTo"] == "kari@" + "blåbær.no".encode("idna").decode()  # the domain as DNS knows it
 
@@ -108,16 +122,18 @@ def test_confirmation_sent_at_is_set_only_once_smtp_accepted(app, client, smtp_s
     book(client)
     with app.app_context():
         assert the_lead().confirmation_sent_at is None
-        assert the_booking().confirmation_sent_at is None
+        mail = the_confirmation()
+        assert mail.sent_at is None and mail.booking_id == the_booking().id
+        assert mail.recipient == VALID_BOOKING["email"]
 
     run_jobs(app)
 
     smtp_server.wait_for(1)
     with app.app_context():
-        booking = the_booking()
-        assert booking.confirmation_sent_at is not None
-        assert booking.confirmation_due_at is None
-        assert the_lead().confirmation_sent_at == booking.confirmation_sent_at
+        mail = the_confirmation()
+        assert mail.sent_at is not None
+        assert mail.due_at is None
+        assert the_lead().confirmation_sent_at == mail.sent_at
 
 
 # --- SMTP outages ------------------------------------------------------------------------------------
@@ -127,20 +143,20 @@ def test_smtp_refusal_keeps_the_lead_records_the_failure_and_a_retry_delivers_on
     smtp_server.fail_with = "451 4.3.0 Try again later"
 
     response = book(client)
-    with caplog.at_level(logging.ERROR, logger="meander_site.confirmations"):
+    with caplog.at_level(logging.ERROR):
         run_jobs(app)
 
     assert response.status_code == 303
     assert smtp_server.messages() == []
     with app.app_context():
-        lead, booking = the_lead(), the_booking()
-        lead_id = lead.id
+        lead, mail = the_lead(), the_confirmation()
+        message_id = mail.id
         assert lead.confirmation_sent_at is None
-        assert booking.confirmation_sent_at is None
-        assert booking.confirmation_attempts == 1
-        assert "451" in booking.confirmation_last_error
+        assert mail.sent_at is None
+        assert mail.attempts == 1
+        assert "451" in mail.last_error
     failures = [record for record in caplog.records if record.levelno == logging.ERROR]
-    assert any(str(lead_id) in record.getMessage() for record in failures)
+    assert any(str(message_id) in record.getMessage() for record in failures)
 
     smtp_server.fail_with = None
     wait_until(lambda: enqueue_due_retries(app), 5, "RQ's first retry (1 s in the tests) to come due")
@@ -149,9 +165,9 @@ def test_smtp_refusal_keeps_the_lead_records_the_failure_and_a_retry_delivers_on
     [message] = smtp_server.wait_for(1)
     assert message["X-RcptTo"] == VALID_BOOKING["email"]
     with app.app_context():
-        booking = the_booking()
-        assert booking.confirmation_sent_at is not None
-        assert booking.confirmation_last_error is None
+        mail = the_confirmation()
+        assert mail.sent_at is not None
+        assert mail.last_error is None
         assert the_lead().confirmation_sent_at is not None
     assert run_jobs(app) == 0  # no job is left that could still send
     assert len(smtp_server.messages()) == 1
@@ -167,10 +183,10 @@ def test_smtp_server_down_records_the_failure_without_a_server_error(app, make_a
 
     assert response.status_code == 303
     with no_mail_app.app_context():
-        booking = the_booking()
-        assert booking.confirmation_sent_at is None
-        assert booking.confirmation_attempts == 1
-        assert booking.confirmation_last_error
+        mail = the_confirmation()
+        assert mail.sent_at is None
+        assert mail.attempts == 1
+        assert mail.last_error
         assert the_lead().email == VALID_BOOKING["email"]
     assert client.get(response.headers["Location"]).status_code == 200
 
@@ -184,9 +200,9 @@ def test_running_the_job_again_after_a_successful_send_sends_nothing(app, client
     smtp_server.wait_for(1)
 
     with app.app_context():
-        booking_id = str(the_booking().id)
-        assert send_confirmation(booking_id) == "skipped"
-        assert send_confirmation(booking_id) == "skipped"
+        message_id = str(the_confirmation().id)
+        assert send_message(message_id) == "skipped"
+        assert send_message(message_id) == "skipped"
 
     assert run_jobs(app) == 0  # no job is left that could still send
     assert len(smtp_server.messages()) == 1
@@ -195,9 +211,10 @@ def test_running_the_job_again_after_a_successful_send_sends_nothing(app, client
 def test_two_jobs_queued_for_one_booking_send_one_mail(app, client, smtp_server):
     book(client)
     with app.app_context():
-        assert retry_pending() == 1  # a second job next to the one the booking enqueued
+        assert retry_pending() == 2  # a second job next to the one the booking enqueued (and the team's mail)
+    assert confirmation_jobs(app) == 2
 
-    assert run_jobs(app) == 2
+    assert run_jobs(app) == 3
 
     smtp_server.wait_for(1)
     assert run_jobs(app) == 0  # no job is left that could still send
@@ -222,15 +239,16 @@ def test_booking_succeeds_while_redis_is_down_and_the_sweep_delivers_the_mail_la
 
     # Redis is back (the normal app): the worker's periodic sweep finds the unsent, due confirmation.
     with app.app_context():
-        assert sweep_due_confirmations() == 1
-        assert sweep_due_confirmations() == 0
+        assert sweep_due() == 1
+        assert sweep_due() == 0
+    assert confirmation_jobs(app) == 1
     assert run_jobs(app) == 1
 
     [message] = smtp_server.wait_for(1)
     assert message["X-RcptTo"] == VALID_BOOKING["email"]
     with app.app_context():
-        assert the_booking().confirmation_sent_at is not None
-        assert sweep_due_confirmations() == 0
+        assert the_confirmation().sent_at is not None
+        assert sweep_due() == 0
     assert run_jobs(app) == 0  # no job is left that could still send
     assert len(smtp_server.messages()) == 1
 
@@ -238,7 +256,7 @@ def test_booking_succeeds_while_redis_is_down_and_the_sweep_delivers_the_mail_la
 def test_sweep_leaves_a_fresh_booking_to_its_own_job(app, client, smtp_server):
     book(client)
     with app.app_context():
-        assert sweep_due_confirmations() == 0
+        assert sweep_due() == 0
     assert run_jobs(app) == 1
     smtp_server.wait_for(1)
 
@@ -248,10 +266,10 @@ def test_two_sweeps_back_to_back_enqueue_a_due_mail_once(make_app, app, smtp_ser
     limiter.reset()
     book(due_at_once.test_client())
     with due_at_once.app_context():
-        confirmation_queue().empty()  # Redis lost the booking's job
+        mail_queue().empty()  # Redis lost the booking's job
 
-        assert sweep_due_confirmations() == 1
-        assert sweep_due_confirmations() == 0
+        assert sweep_due() == 1
+        assert sweep_due() == 0
     assert run_jobs(due_at_once) == 1
 
     smtp_server.wait_for(1)
@@ -263,18 +281,19 @@ def test_retry_pending_command_re_enqueues_every_unsent_confirmation(app, client
     book(client)
     book(client, email="ola@lhl.no", first_name="Ola")
     with app.app_context():
-        confirmation_queue().empty()  # the jobs were lost with Redis
+        mail_queue().empty()  # the jobs were lost with Redis
     runner = app.test_cli_runner()
 
     result = runner.invoke(args=["mail", "retry-pending"])
 
     assert result.exit_code == 0, result.output
-    assert "2" in result.output
-    assert run_jobs(app) == 2
+    assert "Re-enqueued 4 unsent mail(s)." in result.output  # two confirmations, two mails to the team
+    assert confirmation_jobs(app) == 2
+    assert run_jobs(app) == 4
     messages = smtp_server.wait_for(2)
     assert sorted(message["X-RcptTo"] for message in messages) == ["kari.nordmann@lhl.no", "ola@lhl.no"]
     second = runner.invoke(args=["mail", "retry-pending"])
-    assert "0" in second.output
+    assert "Re-enqueued 0 unsent mail(s)." in second.output
     assert run_jobs(app) == 0
 
 
@@ -288,3 +307,69 @@ def test_job_for_an_erased_booking_sends_nothing(app, client, smtp_server, redis
     assert run_jobs(app) == 0  # no job is left that could still send
     assert smtp_server.messages() == []
     assert Redis.from_url(redis_url).ping()
+
+
+# --- the cap, staff's «Send bekreftelsen nå», demo data ----------------------------------------------
+
+
+def test_a_capped_booking_gets_a_closed_row_that_says_why_and_staff_can_still_send_it(app, client, smtp_server):
+    for n in range(4):
+        book(client, environ_overrides={"REMOTE_ADDR": f"203.0.113.{n + 1}"})
+    run_jobs(app)
+    smtp_server.wait_for(3)
+
+    with app.app_context():
+        capped = db.session.execute(
+            db.select(OutboxMessage).where(OutboxMessage.closed_reason == "capped")
+        ).scalar_one()
+        assert (capped.kind, capped.sent_at, capped.due_at) == (confirmations.KIND, None, None)
+        capped_id, capped_booking_id = capped.id, capped.booking_id
+        card = sales.get_card(the_lead().id)
+        assert (card.mail_state, card.mail_error) == ("capped", confirmations.CAPPED)
+        assert sweep_due() == 0 and retry_pending() == 4  # the team's four new-lead mails; the capped one stays
+        booking = sales.confirmation_to_resend(the_lead().id)
+        assert booking.id == capped_booking_id
+
+        assert confirmations.send_now(booking.id)  # staff decided: it goes, once
+    run_jobs(app)
+    assert len(smtp_server.wait_for(4)) == 4
+    with app.app_context():
+        assert db.session.get(OutboxMessage, capped_id).sent_at is not None
+        assert sales.get_card(the_lead().id).mail_state == "sent"
+        assert sales.confirmation_to_resend(the_lead().id) is None
+        assert not confirmations.send_now(capped_booking_id)
+    assert run_jobs(app) == 0
+    assert len(smtp_server.messages()) == 4
+
+
+def test_a_lead_staff_typed_in_without_a_confirmation_has_none_until_staff_send_one(app, smtp_server):
+    details = leads.validate_contact_details(VALID_BOOKING)
+    with app.app_context():
+        result = sales.create_by_staff(details, "phone", send_confirmation=False)
+        assert confirmations.message_for(result.booking_id) is None
+        assert sales.get_card(result.lead_id).mail_state == "none"
+        [entry] = sales.booking_history(result.lead_id)
+        assert entry.mail_state == "not_ordered"
+
+        assert confirmations.send_now(result.booking_id)
+    run_jobs(app)
+
+    [message] = smtp_server.wait_for(1)
+    assert message["X-RcptTo"] == VALID_BOOKING["email"]
+    with app.app_context():
+        assert confirmations.message_for(result.booking_id).sent_at is not None
+        assert the_lead().confirmation_sent_at is not None
+
+
+def test_demo_data_bookings_each_have_a_sent_confirmation_and_nothing_to_send(app, smtp_server):
+    assert app.test_cli_runner().invoke(args=["demo-data", "--leads", "30"]).exit_code == 0
+
+    with app.app_context():
+        rows = db.session.execute(db.select(OutboxMessage.booking_id, OutboxMessage.sent_at)).all()
+        booking_ids = set(db.session.scalars(db.select(Booking.id)))
+        assert {booking_id for booking_id, _ in rows} == booking_ids and all(sent for _, sent in rows)
+        lead_ids = list(db.session.scalars(db.select(Lead.id)))
+        assert {sales.get_card(lead_id).mail_state for lead_id in lead_ids} == {"sent"}
+        assert sweep_due() == 0 and retry_pending() == 0
+    assert run_jobs(app) == 0
+    assert smtp_server.messages() == []

@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
@@ -41,7 +42,9 @@ def check_html(pages: dict[str, str], directory: Path) -> list[str]:
         files.append(str(path))
     result = subprocess.run(
         [JAVA, "-Xss8m", "-jar", str(VNU_JAR), "--format", "json", "--exit-zero-always", *files],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     messages = json.loads(result.stderr)["messages"]
     return [
@@ -77,6 +80,11 @@ def test_public_and_staff_pages_are_valid_html(app, client, staff_client, staff_
     pages["board"] = page(staff_client, "/pipeline")
     pages["lead"] = page(staff_client, f"/pipeline/leads/{lead['id']}")
     pages["new_lead"] = page(staff_client, "/pipeline/leads/new")
+    pages["settings"] = page(staff_client, "/pipeline/settings")
+    pages["card_menu"] = "<!doctype html><html lang=nb><title>Meny</title><div>{}</div>".format(
+        page(staff_client, f"/pipeline/leads/{lead['id']}/menu")
+    )
+    pages["staff_not_found"] = page(staff_client, f"/pipeline/leads/{uuid.uuid4()}", status=404)
 
     assert check_html(pages, tmp_path) == []
 

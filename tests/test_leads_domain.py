@@ -2,7 +2,7 @@
 
 import pytest
 import sqlalchemy as sa
-from conftest import VALID_BOOKING, book, run_jobs
+from conftest import VALID_BOOKING, book, confirmation_rows, run_jobs
 
 from meander_site import leads
 from meander_site.extensions import db
@@ -107,7 +107,9 @@ def test_rebooking_sends_a_new_confirmation_and_never_resends_the_first(app, cli
     with app.app_context():
         lead = the_lead()
         assert lead.confirmation_sent_at is not None
-        assert all(booking.confirmation_sent_at is not None for booking in lead.bookings)
+        booking_ids = {booking.id for booking in lead.bookings}
+    mails = confirmation_rows(app)
+    assert {mail.booking_id for mail in mails} == booking_ids and all(mail.sent_at for mail in mails)
 
 
 def test_book_demo_never_touches_source_status_or_ref_of_an_existing_lead(app):

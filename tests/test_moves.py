@@ -4,6 +4,8 @@ code, the recorded history, and two people (eight, here) moving one card at the 
 import re
 import threading
 import uuid
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -28,13 +30,20 @@ def move(client, lead_id, status: str | None, token: str | None, htmx: bool = Tr
     return client.post(f"/pipeline/leads/{lead_id}/status", data=data, headers=headers)
 
 
+def demo_fields() -> dict:
+    """What a move to «Demo avtalt» carries (scheduling.validate_demo): a time a week ahead, Oslo wall clock."""
+    day = (datetime.now(UTC) + timedelta(days=7)).astimezone(ZoneInfo("Europe/Oslo"))
+    return {"demo_at": day.strftime("%Y-%m-%dT10:00"), "demo_location": "https://meet.meander.no/demo"}
+
+
 def lead_state(app, lead_id) -> tuple[str, object, list[tuple]]:
     """Status, status_changed_at and the status history (from, to, reason, note) of a lead."""
     with app.app_context():
         lead = db.session.get(Lead, lead_id)
         history = db.session.execute(
-            sa.select(LeadStatusChange.from_status, LeadStatusChange.to_status, LeadStatusChange.reason,
-                      LeadStatusChange.note)
+            sa.select(
+                LeadStatusChange.from_status, LeadStatusChange.to_status, LeadStatusChange.reason, LeadStatusChange.note
+            )
             .where(LeadStatusChange.lead_id == lead_id)
             .order_by(LeadStatusChange.changed_at)
         ).all()
@@ -57,7 +66,9 @@ def stored_counts(app) -> dict[str, int]:
 # --- forward moves ---------------------------------------------------------------------------------
 
 
-def test_a_forward_move_answers_200_with_the_card_out_of_band_in_its_new_column(app, staff_client, token):
+def test_a_forward_move_answers_200_with_the_card_for_its_new_column_and_the_proposed_next_step(
+    app, staff_client, token
+):
     lead = make_lead(app)
     make_lead(app, email="annen@eksempel.no")
 
@@ -65,12 +76,17 @@ def test_a_forward_move_answers_200_with_the_card_out_of_band_in_its_new_column(
 
     assert response.status_code == 200
     body = response.get_data(as_text=True)
-    assert message(response) == "«LHL Hjerneslag» er flyttet til «Kontaktet»."
-    assert f'<li id="card-{lead["id"]}" hx-swap-oob="delete"></li>' in body
-    moved = re.search(r'<ol hx-swap-oob="afterbegin:#cards-contacted">(.*?)</ol>', body, re.S)
-    assert moved and f'data-lead-id="{lead["id"]}"' in moved.group(1)
-    assert 'data-allowed="qualified demo_scheduled converted lost"' in moved.group(1)
-    assert '<span id="count-new" class="count" hx-swap-oob="true">' in body
+    # The proposal is said out loud, so the salesperson knows what the board will remind them of.
+    assert message(response).startswith(
+        "«LHL Hjerneslag» er flyttet til «Kontaktet». Neste steg: «Følg opp og kvalifiser», frist "
+    )
+    moved = re.search(
+        r'<template data-lead-id="([^"]+)" data-status="contacted" data-changed>(.*?)</template>', body, re.S
+    )
+    assert moved and moved.group(1) == str(lead["id"])
+    assert 'data-allowed="qualified demo_scheduled converted lost"' in moved.group(2)
+    assert "Følg opp og kvalifiser · <time" in moved.group(2)
+    assert '<span id="count-new" class="count" data-count="1" hx-swap-oob="true">' in body
     assert counts(body) == {"new": 1, "contacted": 1, "qualified": 0, "demo_scheduled": 0, "converted": 0, "lost": 0}
     assert lead_state(app, lead["id"])[0] == "contacted"
 
@@ -95,7 +111,7 @@ def test_a_move_is_recorded_with_from_to_who_and_when(app, staff_client, staff_u
 def test_skipping_ahead_is_allowed(app, staff_client, token):
     lead = make_lead(app)
 
-    response = move(staff_client, lead["id"], "demo_scheduled", token)
+    response = move(staff_client, lead["id"], "demo_scheduled", token, **demo_fields())
 
     assert response.status_code == 200
     assert lead_state(app, lead["id"])[2] == [("new", "demo_scheduled", None, None)]
@@ -105,7 +121,7 @@ def test_the_whole_pipeline_forward_leaves_a_complete_history(app, staff_client,
     lead = make_lead(app)
 
     for status in ("contacted", "qualified", "demo_scheduled"):
-        assert move(staff_client, lead["id"], status, token).status_code == 200
+        assert move(staff_client, lead["id"], status, token, **demo_fields()).status_code == 200
     assert move(staff_client, lead["id"], "converted", token, note="Signerte på stedet.").status_code == 200
 
     status, _, history = lead_state(app, lead["id"])
@@ -148,10 +164,12 @@ def test_the_move_control_offers_only_the_statuses_a_card_may_go_to(app, staff_c
     lead = make_lead(app)
     move(staff_client, lead["id"], "qualified", token)
 
-    page = staff_client.get("/pipeline").get_data(as_text=True)
+    menu = staff_client.get(f"/pipeline/leads/{lead['id']}/menu", headers=HTMX).get_data(as_text=True)
 
-    form = re.search(rf'<select id="move-{lead["id"]}" name="status">(.*?)</select>', page, re.S).group(1)
-    assert re.findall(r'<option value="([a-z_]+)">', form) == ["demo_scheduled", "converted", "lost"]
+    form = re.search(r'<form class="move-form".*?</form>', menu, re.S).group(0)
+    assert re.findall(r'name="status" value="([a-z_]+)"', form) == ["demo_scheduled", "converted", "lost"]
+    # «Kunde» and «Tapt» ask for details first (the board's dialog), the others move at once.
+    assert re.findall(r'value="([a-z_]+)" class="menu-button" data-needs-details', form) == ["converted", "lost"]
 
 
 # --- refused moves ---------------------------------------------------------------------------------
@@ -171,8 +189,9 @@ def test_a_backward_move_is_refused_with_409_and_a_norwegian_reason_and_changes_
     assert stored_counts(app)["qualified"] == 1 and stored_counts(app)["contacted"] == 0
 
 
-@pytest.mark.parametrize("final, target", [("converted", "qualified"), ("converted", "lost"), ("lost", "contacted"),
-                                           ("lost", "converted")])
+@pytest.mark.parametrize(
+    "final, target", [("converted", "qualified"), ("converted", "lost"), ("lost", "contacted"), ("lost", "converted")]
+)
 def test_a_lead_in_a_final_status_cannot_be_moved(app, staff_client, token, final, target):
     lead = make_lead(app)
     assert move(staff_client, lead["id"], final, token, reason="no_need").status_code == 200
@@ -230,9 +249,7 @@ def test_a_refused_plain_form_post_shows_the_reason_on_a_page(app, staff_client,
     lead = make_lead(app)
     move(staff_client, lead["id"], "converted", token)
 
-    response = staff_client.post(
-        f"/pipeline/leads/{lead['id']}/status", data={"status": "new", "csrf_token": token}
-    )
+    response = staff_client.post(f"/pipeline/leads/{lead['id']}/status", data={"status": "new", "csrf_token": token})
 
     assert response.status_code == 409
     page = response.get_data(as_text=True)
@@ -261,10 +278,10 @@ def test_a_move_to_lost_records_the_reason_and_note(app, staff_client, token):
     response = move(staff_client, lead["id"], "lost", token, reason="price", note="  For dyrt for lokallaget.  ")
 
     assert response.status_code == 200
-    assert '<ol hx-swap-oob="afterbegin:#cards-lost">' in response.get_data(as_text=True)
+    assert f'<template data-lead-id="{lead["id"]}" data-status="lost" data-changed>' in response.get_data(as_text=True)
     assert lead_state(app, lead["id"])[2] == [("new", "lost", "price", "For dyrt for lokallaget.")]
     page = staff_client.get(f"/pipeline/leads/{lead['id']}").get_data(as_text=True)
-    assert "Pris eller budsjett: For dyrt for lokallaget." in page
+    assert "Flyttet fra «Ny» til «Tapt»" in page and "Pris eller budsjett – For dyrt for lokallaget." in page
 
 
 def test_a_move_to_converted_records_its_note_and_no_reason(app, staff_client, token):
@@ -293,9 +310,7 @@ THREADS = 8
 
 def signed_in_clients(app, count: int) -> list:
     with app.app_context():
-        users = [
-            accounts.create_user(f"selger{n}@meander.no", f"Selger {n}", STAFF_PASSWORD) for n in range(count)
-        ]
+        users = [accounts.create_user(f"selger{n}@meander.no", f"Selger {n}", STAFF_PASSWORD) for n in range(count)]
         ids = [user.id for user in users]
     clients = []
     for n in range(count):

@@ -255,6 +255,7 @@ def test_procfile_web_serves_health_and_readiness_with_json_logs(migrated_databa
     with open(log_path, "w") as log:
         process = subprocess.Popen(procfile()["web"], cwd=PROJECT_ROOT, env=env, stdout=log, stderr=log)
         try:
+
             def health_answer():
                 try:
                     return get(f"http://127.0.0.1:{port}/healthz")

@@ -228,7 +228,7 @@ def test_a_limited_booking_with_an_oversize_multipart_body_gets_429_without_the_
     five_posts(client)
     boundary = "grense"
     body = (
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"notes\"\r\n\r\n".encode()
+        f'--{boundary}\r\nContent-Disposition: form-data; name="notes"\r\n\r\n'.encode()
         + b"x" * (5 * 1024 * 1024)
         + f"\r\n--{boundary}--\r\n".encode()
     )

@@ -68,8 +68,10 @@ def at_host(client, method: str, path: str, host: str, **kwargs):
 
 
 @pytest.mark.parametrize("production", [False, True], ids=["test_config", "production"])
-@pytest.mark.parametrize("method, path", [("GET", "//confirm//{ref}"), ("GET", "/demo"), ("POST", "/demo"),
-                                          ("GET", "/pipeline"), ("GET", "/no-such-page")])
+@pytest.mark.parametrize(
+    "method, path",
+    [("GET", "//confirm//{ref}"), ("GET", "/demo"), ("POST", "/demo"), ("GET", "/pipeline"), ("GET", "/no-such-page")],
+)
 def test_a_host_that_is_not_ours_gets_400_and_is_never_echoed(app, make_app, method, path, production):
     lead = make_lead(app)
     site = make_app(ENV_NAME="production", TESTING=False) if production else app

@@ -37,8 +37,18 @@ def test_the_policy_allows_nothing_inline_and_no_framing():
 
 @pytest.mark.parametrize(
     "path",
-    ["/", "/demo", "/demo/mottatt", "/login", "/healthz", "/readyz", "/static/css/site.css",
-     "/static/vendor/htmx-2.0.11.min.js", "/finnes-ikke", "/confirm/finnes-ikke"],
+    [
+        "/",
+        "/demo",
+        "/demo/mottatt",
+        "/login",
+        "/healthz",
+        "/readyz",
+        "/static/css/site.css",
+        "/static/vendor/htmx-2.0.11.min.js",
+        "/finnes-ikke",
+        "/confirm/finnes-ikke",
+    ],
 )
 def test_public_responses_carry_the_headers(client, path):
     assert_security_headers(client.get(path))

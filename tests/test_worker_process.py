@@ -12,9 +12,10 @@ from helpers import wait_until
 from redis import Redis
 from rq import Worker
 
+from meander_site import confirmations
 from meander_site.embedded import EmbeddedRedis
 from meander_site.extensions import db
-from meander_site.models import Booking
+from meander_site.models import OutboxMessage
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -99,7 +100,11 @@ def test_booking_during_redis_outage_is_mailed_after_redis_returns_and_worker_su
 
     def unsent_count():
         with booking_app.app_context():
-            return db.session.scalar(db.select(db.func.count()).where(Booking.confirmation_sent_at.is_(None)))
+            return db.session.scalar(
+                db.select(db.func.count()).where(
+                    OutboxMessage.kind == confirmations.KIND, OutboxMessage.sent_at.is_(None)
+                )
+            )
 
     # SMTP accepted before the worker records it: wait for the commit.
     wait_until(lambda: unsent_count() == 0, 10, "every confirmation recorded as sent")
@@ -113,9 +118,7 @@ def worker_log(scratch_dir) -> str:
 def test_worker_stops_cleanly_on_sigterm(app, own_redis, start_worker, scratch_dir):
     worker = start_worker(own_redis.url)
     connection = Redis.from_url(own_redis.url, socket_timeout=2)
-    wait_until(
-        lambda: Worker.all(connection=connection), 20, "the worker to register", lambda: worker_log(scratch_dir)
-    )
+    wait_until(lambda: Worker.all(connection=connection), 20, "the worker to register", lambda: worker_log(scratch_dir))
 
     worker.send_signal(signal.SIGTERM)
 

@@ -26,7 +26,7 @@ CHECKS = {"database": database_answers, "redis": redis_answers}
 
 
 def readiness() -> dict[str, str]:
-    """"ok" or "unavailable" per service; the reason goes to the log, not to whoever asked."""
+    """ "ok" or "unavailable" per service; the reason goes to the log, not to whoever asked."""
     results = {}
     for name, check in CHECKS.items():
         try:

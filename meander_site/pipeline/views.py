@@ -3,12 +3,12 @@ import uuid
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from .. import confirmations, leads, sales
+from .. import confirmations, exports, follow_up, formatting, leads, sales
 from ..csv_export import csv_response
 from ..extensions import login_manager
 from ..htmx import is_htmx_request, redirect_after_post
-from ..models import LeadSource, LeadStatus, OrganizationSize, utcnow
-from . import bp
+from ..models import LeadSource, OrganizationSize, utcnow
+from . import bp, demo_views
 from .forms import LeadEditForm, NewLeadForm
 
 
@@ -26,7 +26,30 @@ def never_cache_lead_data(response):
 
 
 def current_filter() -> sales.BoardFilter:
-    return sales.BoardFilter.from_args(request.values)
+    return sales.BoardFilter.from_args(request.values, viewer_id=current_user.id)
+
+
+def board_context(board_filter: sales.BoardFilter) -> dict:
+    """What the board page and its htmx refresh both need."""
+    return {
+        "columns": sales.board(board_filter),
+        "board_filter": board_filter,
+        "since": utcnow().isoformat(),
+        "overdue_count": sales.overdue_count(board_filter),
+        "sort_orders": sales.SORT_ORDERS,
+        "details_statuses": sorted(status.value for status in sales.MOVES_ASKING_FOR_DETAILS),
+        "reason_statuses": sorted(status.value for status in sales.REASON_REQUIRED),
+        "max_note_length": sales.MAX_NOTE_LENGTH,
+    }
+
+
+@bp.errorhandler(sales.LeadNotFound)
+@bp.errorhandler(404)
+def not_found(error):
+    """Staff looking for a lead that is gone: say whether it was erased, and lead back to the board."""
+    lead_id = error.args[0] if isinstance(error, sales.LeadNotFound) and error.args else None
+    erased_at = sales.erased_at(lead_id) if isinstance(lead_id, uuid.UUID) else None
+    return render_template("pipeline/not_found.html", erased_at=erased_at), 404
 
 
 def message(text: str, status: int, kind: str = "info", **context):
@@ -41,19 +64,20 @@ def message(text: str, status: int, kind: str = "info", **context):
 @bp.get("")
 def board():
     board_filter = current_filter()
-    context = {
-        "columns": sales.board(board_filter),
-        "board_filter": board_filter,
-        "since": utcnow().isoformat(),
-        "periods": sales.PERIODS,
-        "lost_reasons": sales.LOST_REASONS,
-        "max_note_length": sales.MAX_NOTE_LENGTH,
-        "source_choices": LeadSource.choices(),
-        "size_choices": OrganizationSize.choices(),
-    }
+    context = board_context(board_filter)
     if is_htmx_request() and not request.headers.get("HX-History-Restore-Request"):
         return render_template("pipeline/_board.html", **context)
-    return render_template("pipeline/board.html", **context)
+    return render_template(
+        "pipeline/board.html",
+        periods=sales.PERIODS,
+        lost_reasons=sales.LOST_REASONS,
+        source_choices=LeadSource.choices(),
+        size_choices=OrganizationSize.choices(),
+        owner_filters=sales.OWNER_FILTERS,
+        staff=follow_up.active_staff(),
+        **demo_views.dialog_context(),
+        **context,
+    )
 
 
 @bp.get("/columns/<status>")
@@ -77,41 +101,56 @@ def changes():
         "pipeline/_changes.html",
         cards=sales.changed_cards(board_filter, since),
         counts=sales.column_counts(board_filter),
+        overdue_count=sales.overdue_count(board_filter),
         board_filter=board_filter,
         since=now.isoformat(),
+        since_moment=since,
     )
 
 
 @bp.post("/leads/<uuid:lead_id>/status")
 def move(lead_id: uuid.UUID):
     board_filter = current_filter()
-    sales.get_lead(lead_id)  # an unknown lead is a 404 whatever else the request says
+    lead = sales.get_lead(lead_id)  # an unknown lead is a 404 whatever else the request says
+    # The lead page's «Avtal demo» form: its answers go back to that page, with what was typed kept.
+    from_lead_page = request.form.get("back") == "lead" and not is_htmx_request()
     try:
         target = leads.parse_status(request.form.get("status"))
-        details = sales.validate_move_details(target, request.form)
+        details = sales.validate_move_details(target, request.form, default_host_id=lead.owner_id or current_user.id)
         lead = sales.move(lead_id, target, by=current_user.user, details=details)
     except leads.UnknownStatusError:
         return message("Ukjent status. Velg en av kolonnene på tavla.", 422, kind="error")
     except leads.LeadValidationError as error:
+        if from_lead_page:
+            return render_lead_page(lead_id, errors=error.errors, status=422)
         return message(" ".join(error.errors.values()), 422, kind="error")
     except leads.StatusTransitionError as error:
         return message(error.message, 409, kind="error", lead_id=lead_id)
     text = f"«{lead.organization_name}» er flyttet til «{lead.status_label}»."
+    if lead.next_step and lead.next_step_due_at:
+        # The proposal is only a proposal: say what it is, and where to change it.
+        text += f" Neste steg: «{lead.next_step}», frist {formatting.due_label(lead.next_step_due_at)}."
+    if lead.demo_at and lead.status == "demo_scheduled":
+        text += " Invitasjonen sendes til kontakten og verten."
     if not is_htmx_request():
         flash(text)
+        if from_lead_page:
+            return redirect(url_for("pipeline.lead_page", lead_id=lead_id), code=303)
         return redirect(url_for("pipeline.board", **board_filter.as_args()), code=303)
     return message(
         text,
         200,
         moved_card=sales.get_card(lead_id),
         counts=sales.column_counts(board_filter),
+        board_filter=board_filter,
+        overdue_count=sales.overdue_count(board_filter),
     )
 
 
 @bp.get("/leads.csv")
 def export_csv():
     board_filter = current_filter()
-    return csv_response(sales.export_rows(board_filter), filename=f"leads-{utcnow():%Y-%m-%d}.csv")
+    return csv_response(exports.lead_table(board_filter), filename=f"leads-{utcnow():%Y-%m-%d}.csv")
 
 
 # --- one lead --------------------------------------------------------------------------------------
@@ -128,11 +167,12 @@ def render_lead_page(lead_id: uuid.UUID, form: LeadEditForm | None = None, error
         card=sales.get_card(lead_id),
         newer=sales.newer_details(lead),
         bookings=sales.booking_history(lead_id),
-        status_changes=sales.status_history(lead_id),
         can_resend=sales.confirmation_to_resend(lead_id) is not None,
         lost_reasons=sales.LOST_REASONS,
-        status_labels=dict(LeadStatus.choices()),
         field_labels=leads.FIELD_LABELS,
+        staff=follow_up.active_staff(),
+        timeline=follow_up.timeline(lead_id),
+        demo=demo_views.demo_context(lead),
     ), status
 
 

@@ -1,0 +1,171 @@
+"""Follow-up: who owns a lead, what happens next and when, and the notes staff keep. Knows nothing of HTTP.
+
+Every open lead has a next step with a due time; final statuses have none. Each change is a LeadEvent,
+so the lead page can show who reassigned what, and when.
+"""
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+
+import sqlalchemy as sa
+
+from . import business_days, formatting, leads
+from .extensions import db
+from .leads import LeadValidationError
+from .models import Booking, Lead, LeadEvent, LeadNote, LeadStatusChange, User, utcnow
+from .next_steps import NextStep
+
+log = logging.getLogger(__name__)
+
+MAX_NEXT_STEP_LENGTH = 200
+MAX_NOTE_LENGTH = 2000
+UNASSIGNED = "Ufordelt"
+
+
+def active_staff() -> list[User]:
+    """Who a lead can be given to, by name."""
+    return list(db.session.execute(sa.select(User).where(User.is_active).order_by(User.name)).scalars())
+
+
+def owner_of(lead: Lead) -> User | None:
+    return db.session.get(User, lead.owner_id) if lead.owner_id else None
+
+
+def _lead_for_update(lead_id: uuid.UUID) -> Lead:
+    from .sales import get_lead  # sales imports this module
+
+    return get_lead(lead_id)
+
+
+def _record(lead_id: uuid.UUID, kind: str, by: User, detail: str, at: datetime) -> None:
+    db.session.add(LeadEvent(lead_id=lead_id, kind=kind, actor_id=by.id, actor_name=by.name, at=at, detail=detail))
+
+
+def assign_owner(lead_id: uuid.UUID, owner_id: uuid.UUID | None, by: User) -> Lead:
+    """Give the lead to a staff member, or to nobody («Ufordelt»); the history records the change."""
+    lead = _lead_for_update(lead_id)
+    new_owner = None
+    if owner_id is not None:
+        new_owner = db.session.get(User, owner_id)
+        if new_owner is None or not new_owner.is_active:
+            raise LeadValidationError({"owner": "Velg en aktiv kollega, eller «Ufordelt»."})
+    if lead.owner_id == owner_id:
+        return lead
+    previous = db.session.get(User, lead.owner_id) if lead.owner_id else None
+    now = utcnow()
+    lead.owner_id = owner_id
+    lead.updated_at = now
+    before = previous.name if previous else UNASSIGNED
+    after = new_owner.name if new_owner else UNASSIGNED
+    _record(lead_id, "owner_changed", by, f"Eier: {before} → {after}", now)
+    actor = str(by.id)
+    db.session.commit()
+    log.info("lead assigned", extra={"event": "lead_assigned", "lead_id": str(lead_id), "user_id": actor})
+    return lead
+
+
+def validate_next_step(raw_text: object, raw_due: object) -> NextStep:
+    """A short, single-line text and a due date (`YYYY-MM-DD`, an Oslo calendar day)."""
+    text = " ".join(raw_text.split()) if isinstance(raw_text, str) else ""
+    errors = {}
+    if not text:
+        errors["next_step"] = "Skriv hva som skal skje, for eksempel «Ring for å avtale demo»."
+    elif problem := leads.forbidden_character_message("next_step", text):
+        errors["next_step"] = problem
+    elif len(text) > MAX_NEXT_STEP_LENGTH:
+        errors["next_step"] = f"Neste steg kan være høyst {MAX_NEXT_STEP_LENGTH} tegn. Du har skrevet {len(text)}."
+    due_date = None
+    try:
+        due_date = date.fromisoformat(raw_due.strip()) if isinstance(raw_due, str) and raw_due.strip() else None
+    except ValueError:
+        pass
+    if due_date is None:
+        errors["next_step_due"] = "Velg en frist, for eksempel i morgen."
+    elif not date(2000, 1, 1) <= due_date <= date(2100, 12, 31):
+        errors["next_step_due"] = "Velg en frist mellom år 2000 og 2100."
+    if errors:
+        raise LeadValidationError(errors)
+    return NextStep(text=text, due_at=business_days.end_of_day(due_date))
+
+
+def set_next_step(lead_id: uuid.UUID, step: NextStep, by: User) -> Lead:
+    lead = _lead_for_update(lead_id)
+    if leads.parse_status(lead.status) in leads.FINAL_STATUSES:
+        raise LeadValidationError({"next_step": f"«{lead.status_label}» er en sluttstatus og har ikke neste steg."})
+    now = utcnow()
+    lead.next_step, lead.next_step_due_at = step.text, step.due_at
+    lead.updated_at = now
+    _record(
+        lead_id,
+        "next_step_set",
+        by,
+        f"Neste steg: {step.text} (frist {business_days.to_oslo(step.due_at):%d.%m.%Y})",
+        now,
+    )
+    db.session.commit()
+    log.info("next step set", extra={"event": "next_step_set", "lead_id": str(lead_id)})
+    return lead
+
+
+def validate_note(raw: object) -> str:
+    body = raw.strip() if isinstance(raw, str) else ""
+    if not body:
+        raise LeadValidationError({"body": "Skriv notatet før du lagrer det."})
+    if problem := leads.forbidden_character_message("notes", body):
+        raise LeadValidationError({"body": problem})
+    if len(body) > MAX_NOTE_LENGTH:
+        raise LeadValidationError(
+            {"body": f"Notatet kan være høyst {MAX_NOTE_LENGTH} tegn. Du har skrevet {len(body)}."}
+        )
+    return body
+
+
+def add_note(lead_id: uuid.UUID, body: str, by: User) -> LeadNote:
+    _lead_for_update(lead_id)
+    note = LeadNote(lead_id=lead_id, author_id=by.id, author_name=by.name, body=body, created_at=utcnow())
+    db.session.add(note)
+    db.session.commit()
+    log.info("note added", extra={"event": "lead_note_added", "lead_id": str(lead_id)})
+    return note
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    at: datetime
+    kind: str  # "note", "status", "event"
+    who: str | None
+    text: str
+    detail: str | None = None
+
+
+def timeline(lead_id: uuid.UUID) -> list[TimelineEntry]:
+    """Notes, moves and other changes, newest first: what happened to this lead, and who did it."""
+    from .sales import LOST_REASONS
+
+    entries = [
+        TimelineEntry(at=note.created_at, kind="note", who=note.author_name, text=note.body)
+        for note in db.session.execute(sa.select(LeadNote).where(LeadNote.lead_id == lead_id)).scalars()
+    ]
+    for change in db.session.execute(sa.select(LeadStatusChange).where(LeadStatusChange.lead_id == lead_id)).scalars():
+        origin, target = leads.parse_status(change.from_status), leads.parse_status(change.to_status)
+        text = f"Flyttet fra «{origin.label}» til «{target.label}»"
+        detail = " – ".join(filter(None, [LOST_REASONS.get(change.reason or ""), change.note]))
+        entries.append(
+            TimelineEntry(
+                at=change.changed_at, kind="status", who=change.changed_by_name, text=text, detail=detail or None
+            )
+        )
+    for event in db.session.execute(sa.select(LeadEvent).where(LeadEvent.lead_id == lead_id)).scalars():
+        entries.append(TimelineEntry(at=event.at, kind="event", who=event.actor_name, text=event.detail or event.kind))
+    applied = db.session.execute(
+        sa.select(Booking).where(Booking.lead_id == lead_id, Booking.details_applied_at.is_not(None))
+    ).scalars()
+    for booking in applied:
+        text = f"Tok i bruk opplysningene fra bookingen {formatting.local_datetime(booking.created_at)}"
+        entries.append(
+            TimelineEntry(at=booking.details_applied_at, kind="event", who=booking.details_applied_by_name, text=text)
+        )
+    entries.sort(key=lambda entry: entry.at, reverse=True)
+    return entries
