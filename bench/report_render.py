@@ -10,23 +10,17 @@ leads and within 1.5 × the time at 1,000.
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.board_render import PASSWORD, throwaway_database
-from meander_site import accounts, create_app
-from meander_site.config import engine_options, redis_url_for_limits
-from meander_site.demo_data import create_demo_leads
-from meander_site.embedded import EmbeddedRedis
+from bench.board_render import bench_redis, signed_in_on_demo_data
 from meander_site.extensions import db
 from meander_site.models import Lead, User
 
@@ -97,51 +91,17 @@ def timed(client, query: dict, runs: int) -> dict:
 
 
 def measure(lead_count: int, runs: int, redis_url: str, workdir: Path) -> dict:
-    from flask_migrate import upgrade
-
-    database_url, drop = throwaway_database(workdir)
-    try:
-        app = create_app(
-            {
-                "SQLALCHEMY_DATABASE_URI": database_url,
-                "SQLALCHEMY_ENGINE_OPTIONS": engine_options(database_url),
-                "REDIS_URL": redis_url,
-                "RATELIMIT_STORAGE_URI": redis_url_for_limits(redis_url),
-                "RATELIMIT_KEY_PREFIX": f"bench-{uuid.uuid4().hex[:6]}",
-            }
-        )
-        with app.app_context():
-            upgrade()
-            started = time.perf_counter()
-            create_demo_leads(lead_count, seed=42)
-            seeded_in = time.perf_counter() - started
-            if db.engine.dialect.name == "postgresql":
-                with db.engine.connect() as connection:
-                    # VACUUM as autovacuum would after a bulk load: the report's index-only scans need the
-                    # visibility map, which a freshly loaded table does not have yet.
-                    connection.execution_options(isolation_level="AUTOCOMMIT").execute(sa.text("VACUUM ANALYZE"))
-            accounts.create_user("bench@meander.no", "Bench", PASSWORD)
-
-        client = app.test_client()
-        login_page = client.get("/login").get_data(as_text=True)
-        token = login_page.split('name="csrf_token" type="hidden" value="')[1].split('"')[0]
-        credentials = {"csrf_token": token, "email": "bench@meander.no", "password": PASSWORD}
-        assert client.post("/login", data=credentials).status_code == 303
-
+    with signed_in_on_demo_data(lead_count, redis_url, workdir) as (app, client, database, seeded_in):
         results = {}
         with app.app_context():
             for name, query in variants(app).items():
                 results[name] = timed(client, query, runs)
-            db.engine.dispose()
         return {
             "leads": lead_count,
-            "database": "postgresql" if database_url.startswith("postgresql") else "sqlite",
+            "database": database,
             "seed_seconds": round(seeded_in, 1),
             "variants": results,
         }
-    finally:
-        if drop:
-            drop()
 
 
 def print_table(results: list[dict]) -> None:
@@ -169,16 +129,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="mb-", dir="/tmp") as workdir:
         workdir = Path(workdir)
-        redis_url = os.environ.get("REDIS_URL")
-        embedded = None
-        if not redis_url:
-            embedded = EmbeddedRedis(workdir / "redis.sock").start()
-            redis_url = embedded.url
-        try:
+        with bench_redis(workdir) as redis_url:
             results = [measure(count, arguments.runs, redis_url, workdir) for count in arguments.leads]
-        finally:
-            if embedded:
-                embedded.stop()
     print_table(results)
     if arguments.json:
         arguments.json.parent.mkdir(parents=True, exist_ok=True)
