@@ -72,10 +72,8 @@ def validate_next_step(raw_text: object, raw_due: object) -> NextStep:
     errors = {}
     if not text:
         errors["next_step"] = "Skriv hva som skal skje, for eksempel «Ring for å avtale demo»."
-    elif problem := leads.forbidden_character_message("next_step", text):
+    elif problem := leads.text_problem("next_step", text, "Neste steg", MAX_NEXT_STEP_LENGTH):
         errors["next_step"] = problem
-    elif len(text) > MAX_NEXT_STEP_LENGTH:
-        errors["next_step"] = f"Neste steg kan være høyst {MAX_NEXT_STEP_LENGTH} tegn. Du har skrevet {len(text)}."
     due_date = None
     try:
         due_date = date.fromisoformat(raw_due.strip()) if isinstance(raw_due, str) and raw_due.strip() else None
@@ -113,12 +111,8 @@ def validate_note(raw: object) -> str:
     body = raw.strip() if isinstance(raw, str) else ""
     if not body:
         raise LeadValidationError({"body": "Skriv notatet før du lagrer det."})
-    if problem := leads.forbidden_character_message("notes", body):
+    if problem := leads.text_problem("notes", body, "Notatet", MAX_NOTE_LENGTH):
         raise LeadValidationError({"body": problem})
-    if len(body) > MAX_NOTE_LENGTH:
-        raise LeadValidationError(
-            {"body": f"Notatet kan være høyst {MAX_NOTE_LENGTH} tegn. Du har skrevet {len(body)}."}
-        )
     return body
 
 

@@ -165,6 +165,16 @@ def forbidden_character_message(field: str, value: str) -> str | None:
     return None
 
 
+def text_problem(field: str, text: str, label: str, limit: int) -> str | None:
+    """What is wrong with a typed text, said for its field: a forbidden character, or more than `limit` characters."""
+    problem = forbidden_character_message(field, text)
+    if problem:
+        return problem
+    if len(text) > limit:
+        return f"{label} kan være høyst {limit} tegn. Du har skrevet {len(text)}."
+    return None
+
+
 def _email_problem(email: str) -> str | None:
     local_part = email.rpartition("@")[0]
     if not local_part.isascii():
@@ -200,13 +210,9 @@ def validate_contact_details(raw: Mapping[str, object], for_staff: bool = False)
             if field in REQUIRED_FIELDS:
                 errors[field] = required_messages[field]
             continue
-        problem = forbidden_character_message(field, text)
+        problem = text_problem(field, text, FIELD_LABELS[field], MAX_LENGTHS.get(field, len(text)))
         if problem:
             errors[field] = problem
-            continue
-        limit = MAX_LENGTHS.get(field)
-        if limit and len(text) > limit:
-            errors[field] = f"{FIELD_LABELS[field]} kan være høyst {limit} tegn. Du har skrevet {len(text)}."
 
     email = values["email"]
     if email and "email" not in errors:

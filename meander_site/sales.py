@@ -490,11 +490,9 @@ def validate_move_details(
         errors["reason"] = "Velg hvorfor leaden er tapt."
     if to_status not in REASON_REQUIRED:
         reason = None
-    problem = note and leads.forbidden_character_message("notes", note)
+    problem = note and leads.text_problem("notes", note, "Notatet", MAX_NOTE_LENGTH)
     if problem:
         errors["note"] = problem
-    elif note and len(note) > MAX_NOTE_LENGTH:
-        errors["note"] = f"Notatet kan være høyst {MAX_NOTE_LENGTH} tegn. Du har skrevet {len(note)}."
     next_step = None
     if to_status not in leads.FINAL_STATUSES and (raw.get("next_step") or raw.get("next_step_due")):
         try:

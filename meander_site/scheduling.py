@@ -114,10 +114,8 @@ def validate_demo(
     location = " ".join(raw["demo_location"].split()) if isinstance(raw.get("demo_location"), str) else ""
     if not location:
         errors["demo_location"] = "Skriv hvor demoen er: en videolenke eller en adresse."
-    elif problem := leads.forbidden_character_message("demo_location", location):
+    elif problem := leads.text_problem("demo_location", location, "Stedet", MAX_LOCATION_LENGTH):
         errors["demo_location"] = problem
-    elif len(location) > MAX_LOCATION_LENGTH:
-        errors["demo_location"] = f"Stedet kan være høyst {MAX_LOCATION_LENGTH} tegn. Du har skrevet {len(location)}."
     host_id = default_host_id
     raw_host = raw.get("demo_host") or raw.get("host")
     if isinstance(raw_host, str) and raw_host.strip():
