@@ -21,13 +21,6 @@ CONSTITUTION_DAY_0730 = datetime(2028, 5, 17, 5, 30, tzinfo=UTC)
 SATURDAY_0730 = datetime(2028, 5, 20, 5, 30, tzinfo=UTC)
 
 
-@pytest.fixture(autouse=True)
-def empty_outbox(app):
-    with app.app_context():
-        db.session.execute(sa.delete(OutboxMessage))
-        db.session.commit()
-
-
 @pytest.fixture
 def people(app):
     """Anne has notifications on and owns nothing overdue; Bjørn has them off and owns an overdue lead;

@@ -20,7 +20,7 @@ from werkzeug.serving import make_server
 from meander_site import accounts, notifications, outbox
 from meander_site.embedded import MailSink
 from meander_site.extensions import db
-from meander_site.models import Lead, OutboxMessage, utcnow
+from meander_site.models import Lead, utcnow
 
 PHONE_WIDTH = 375
 LONG_WORD = "Likepersonsarbeidkoordineringsverktøyanskaffelsesprosjektet" * 2
@@ -32,13 +32,6 @@ LONG_BOOKING = {
     + LONG_WORD,
     "current_solution": LONG_WORD,
 }
-
-
-@pytest.fixture(autouse=True)
-def empty_outbox(app):
-    with app.app_context():
-        db.session.execute(sa.delete(OutboxMessage))
-        db.session.commit()
 
 
 @pytest.fixture(scope="module")

@@ -32,14 +32,6 @@ SECOND_BOOKING = {
 }
 
 
-@pytest.fixture(autouse=True)
-def empty_outbox(app):
-    """Rows a previous test left unsent would join this test's batch."""
-    with app.app_context():
-        db.session.execute(sa.delete(OutboxMessage))
-        db.session.commit()
-
-
 @pytest.fixture
 def team(app):
     """Four staff users: two want the mail, one turned it off, one has left the company."""
