@@ -574,14 +574,6 @@ def move(lead_id: uuid.UUID, to_status: str, by: User, details: MoveDetails = Mo
     return lead
 
 
-def status_history(lead_id: uuid.UUID) -> list[LeadStatusChange]:
-    return list(
-        db.session.execute(
-            sa.select(LeadStatusChange).where(LeadStatusChange.lead_id == lead_id).order_by(LeadStatusChange.changed_at)
-        ).scalars()
-    )
-
-
 @dataclass
 class BookingWithChanges:
     booking: Booking
@@ -797,27 +789,3 @@ def confirmation_to_resend(lead_id: uuid.UUID) -> Booking | None:
         return None
     mail = confirmations.message_for(booking.id)
     return booking if mail is None or mail.sent_at is None else None
-
-
-EXPORT_COLUMNS = (
-    "id",
-    *CONTACT_FIELDS,
-    "status",
-    "source",
-    "masked_ref",
-    "booking_count",
-    "ip_address",
-    "confirmation_sent_at",
-    "created_at",
-    "updated_at",
-    "status_changed_at",
-)
-
-
-def export_rows(board_filter: BoardFilter):
-    """The header, then every lead the filter matches, newest first, streamed in batches."""
-    yield EXPORT_COLUMNS
-    columns = [getattr(Lead, name) for name in EXPORT_COLUMNS]
-    query = sa.select(*columns).where(*board_filter.conditions()).order_by(Lead.created_at.desc())
-    for row in db.session.execute(query.execution_options(yield_per=1000)):
-        yield [value.isoformat() if isinstance(value, datetime) else value for value in row]

@@ -37,8 +37,6 @@ def board_context(board_filter: sales.BoardFilter) -> dict:
         "since": utcnow().isoformat(),
         "overdue_count": sales.overdue_count(board_filter),
         "sort_orders": sales.SORT_ORDERS,
-        "details_statuses": sorted(status.value for status in sales.MOVES_ASKING_FOR_DETAILS),
-        "reason_statuses": sorted(status.value for status in sales.REASON_REQUIRED),
         "max_note_length": sales.MAX_NOTE_LENGTH,
     }
 
