@@ -192,7 +192,7 @@ def digest_for(user: User, day: date, now: datetime | None = None) -> Digest:
     def select(*conditions, order=Lead.next_step_due_at):
         return list(db.session.execute(sa.select(Lead).where(*conditions).order_by(order).limit(50)).scalars())
 
-    demos_today = select(*today_demo_conditions(day), Lead.owner_id == user.id, order=today_demo_order())
+    demos_today = select(*today_demo_conditions(day), Lead.owner_id == user.id, order=Lead.demo_at)
     return Digest(
         user=user,
         day=day,
@@ -205,16 +205,13 @@ def digest_for(user: User, day: date, now: datetime | None = None) -> Digest:
 
 
 def today_demo_conditions(day: date) -> list:
-    """Leads with a demo on this Oslo day. Until demos carry a time, none: the scheduling module fills this."""
-    demo_at = getattr(Lead, "demo_at", None)
-    if demo_at is None:
-        return [sa.false()]
+    """Leads with a demo on this Oslo day."""
     start = datetime.combine(day, time(0), tzinfo=business_days.OSLO)
-    return [Lead.status == LeadStatus.DEMO_SCHEDULED.value, demo_at >= start, demo_at < start + timedelta(days=1)]
-
-
-def today_demo_order():
-    return getattr(Lead, "demo_at", Lead.next_step_due_at)
+    return [
+        Lead.status == LeadStatus.DEMO_SCHEDULED.value,
+        Lead.demo_at >= start,
+        Lead.demo_at < start + timedelta(days=1),
+    ]
 
 
 @outbox.kind(DIGEST_KIND)

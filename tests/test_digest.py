@@ -142,12 +142,27 @@ def test_an_owner_who_clears_the_overdue_step_before_the_mail_goes_gets_none(app
     assert "bjorn@meander.no" not in digests(smtp_server)  # built from fresh data when sent
 
 
-def test_todays_demos_hook_finds_none_until_leads_carry_a_demo_time(app, people):
+def test_todays_demos_are_the_owners_demos_on_that_oslo_day_in_demo_order(app, people):
+    anne = people["users"]["anne"]
+    afternoon = demo(app, "Ettermiddagslaget", anne, datetime(2028, 5, 16, 11, 0, tzinfo=UTC))  # 13.00 Oslo
+    morning = demo(app, "Morgenforeningen", anne, datetime(2028, 5, 16, 7, 30, tzinfo=UTC))  # 09.30 Oslo
+    demo(app, "Neste Dag", anne, datetime(2028, 5, 16, 22, 30, tzinfo=UTC))  # 00.30 on Wednesday in Oslo
+    demo(app, "Bjørns Demo", people["users"]["bjorn"], datetime(2028, 5, 16, 9, 0, tzinfo=UTC))
+    moved_on = demo(app, "Tapt Likevel", anne, datetime(2028, 5, 16, 8, 0, tzinfo=UTC))
     with app.app_context():
-        anne = db.session.get(User, people["users"]["anne"])
-        digest = notifications.digest_for(anne, NORMAL_TUESDAY_0730.date())
-        assert digest.demos_today == []
+        db.session.execute(sa.update(Lead).where(Lead.id == moved_on).values(status=LeadStatus.LOST.value))
+        db.session.commit()
+        digest = notifications.digest_for(db.session.get(User, anne), NORMAL_TUESDAY_0730.date())
+        assert [item.id for item in digest.demos_today] == [morning, afternoon]
         assert [item.organization_name for item in digest.unassigned_overdue] == ["Ingens Lag"]
+
+
+def demo(app, organization, owner_id, demo_at):
+    lead_id = lead(app, organization, owner_id, due_in=timedelta(days=3), status=LeadStatus.DEMO_SCHEDULED)
+    with app.app_context():
+        db.session.execute(sa.update(Lead).where(Lead.id == lead_id).values(demo_at=demo_at, demo_minutes=30))
+        db.session.commit()
+    return lead_id
 
 
 # --- only on business days, only after 07:30 Oslo time ---------------------------------------------------
