@@ -39,7 +39,8 @@ def _lead_for_update(lead_id: uuid.UUID) -> Lead:
     return get_lead(lead_id)
 
 
-def _record(lead_id: uuid.UUID, kind: str, by: User, detail: str, at: datetime) -> None:
+def record_event(lead_id: uuid.UUID, kind: str, by: User, detail: str, at: datetime) -> None:
+    """A change staff made, for the lead's timeline (in the caller's transaction)."""
     db.session.add(LeadEvent(lead_id=lead_id, kind=kind, actor_id=by.id, actor_name=by.name, at=at, detail=detail))
 
 
@@ -59,7 +60,7 @@ def assign_owner(lead_id: uuid.UUID, owner_id: uuid.UUID | None, by: User) -> Le
     lead.updated_at = now
     before = previous.name if previous else UNASSIGNED
     after = new_owner.name if new_owner else UNASSIGNED
-    _record(lead_id, "owner_changed", by, f"Eier: {before} → {after}", now)
+    record_event(lead_id, "owner_changed", by, f"Eier: {before} → {after}", now)
     actor = str(by.id)
     db.session.commit()
     log.info("lead assigned", extra={"event": "lead_assigned", "lead_id": str(lead_id), "user_id": actor})
@@ -95,7 +96,7 @@ def set_next_step(lead_id: uuid.UUID, step: NextStep, by: User) -> Lead:
     now = utcnow()
     lead.next_step, lead.next_step_due_at = step.text, step.due_at
     lead.updated_at = now
-    _record(
+    record_event(
         lead_id,
         "next_step_set",
         by,

@@ -26,7 +26,7 @@ from flask import current_app, render_template
 from flask_mail import Message
 from icalendar import Alarm, Calendar, Event, vCalAddress, vText
 
-from . import business_days, leads, notifications, outbox
+from . import business_days, follow_up, leads, notifications, outbox
 from .extensions import db
 from .leads import LeadValidationError
 from .models import Lead, LeadEvent, LeadStatus, OutboxMessage, User, utcnow
@@ -225,10 +225,6 @@ def _write_mails(lead: Lead, kind_name: str, sequence: int, host_id: uuid.UUID |
     return rows
 
 
-def _record(lead_id: uuid.UUID, kind: str, by: User, detail: str, now: datetime) -> None:
-    db.session.add(LeadEvent(lead_id=lead_id, kind=kind, actor_id=by.id, actor_name=by.name, at=now, detail=detail))
-
-
 def apply_move(
     lead: Lead, from_status: str, target: LeadStatus, plan: DemoPlan | None, by: User, now: datetime
 ) -> list[OutboxMessage]:
@@ -241,7 +237,7 @@ def apply_move(
             .values(**_plan_values(plan), demo_sequence=0)
             .execution_options(synchronize_session=False)
         )
-        _record(lead.id, "demo_scheduled", by, f"Demo avtalt: {demo_label(plan.starts_at)}", now)
+        follow_up.record_event(lead.id, "demo_scheduled", by, f"Demo avtalt: {demo_label(plan.starts_at)}", now)
         return _write_mails(lead, INVITATION_KIND, 0, plan.host_id, now)
     if from_status != LeadStatus.DEMO_SCHEDULED.value or target not in leads.FINAL_STATUSES:
         return []
@@ -262,7 +258,7 @@ def apply_move(
     if cancelled is None:
         return []  # no demo, or it has already happened: nothing to take back
     sequence, demo_at, host_id = cancelled
-    _record(lead.id, "demo_cancelled", by, f"Demo avlyst: {demo_label(demo_at)}", now)
+    follow_up.record_event(lead.id, "demo_cancelled", by, f"Demo avlyst: {demo_label(demo_at)}", now)
     return _write_mails(lead, CANCELLATION_KIND, sequence, host_id, now)
 
 
@@ -294,7 +290,7 @@ def reschedule(lead_id: uuid.UUID, plan: DemoPlan, by: User) -> Lead:
         if is_update
         else (f"Demo avtalt: {demo_label(plan.starts_at)}")
     )
-    _record(lead_id, "demo_moved" if is_update else "demo_scheduled", by, detail, now)
+    follow_up.record_event(lead_id, "demo_moved" if is_update else "demo_scheduled", by, detail, now)
     mails = _write_mails(lead, UPDATE_KIND if is_update else INVITATION_KIND, sequence, plan.host_id, now)
     actor = str(by.id)
     db.session.commit()
