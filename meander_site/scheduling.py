@@ -18,7 +18,6 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.message import Message as EmailMessage
 from email.utils import parseaddr
 
 import sqlalchemy as sa
@@ -427,19 +426,9 @@ class CalendarMessage(Message):
 
     def __init__(self, *args, calendar_method: str, ics: bytes, **kwargs):
         super().__init__(*args, **kwargs)
-        self.calendar_method = calendar_method
         self.alts["calendar"] = ics.decode("utf-8")
+        self.alt_parameters = {"calendar": {"method": calendar_method}}  # see mailer.message_bytes
         self.attach("invitation.ics", "application/ics", ics)
-
-    def _message(self):
-        message = super()._message()
-        for part in message.walk():
-            part: EmailMessage
-            if part.get_content_type() == "text/calendar":
-                part.set_param("method", self.calendar_method)
-            elif part.get_content_type() == "application/ics":
-                part.set_param("name", "invitation.ics")
-        return message
 
 
 SUBJECTS = {
