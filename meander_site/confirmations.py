@@ -115,9 +115,8 @@ def send_now(booking_id: uuid.UUID) -> bool:
 
 
 @outbox.on_sent(KIND)
-def _mark_lead_confirmed(message_ids: list[uuid.UUID], now: datetime) -> None:
+def _mark_lead_confirmed(sent_lead_ids, message_ids, now):
     """The lead counts as confirmed once none of its confirmations waits (a capped one waits for none)."""
-    sent_leads = sa.select(OutboxMessage.lead_id).where(OutboxMessage.id.in_(message_ids))
     other = aliased(OutboxMessage)
     still_waiting = (
         sa.select(other.id)
@@ -130,11 +129,10 @@ def _mark_lead_confirmed(message_ids: list[uuid.UUID], now: datetime) -> None:
         )
         .exists()
     )
-    db.session.execute(
-        sa.update(Lead)
-        .where(Lead.id.in_(sent_leads), ~still_waiting)
-        .values(confirmation_sent_at=now)
-        .execution_options(synchronize_session=False)
+    return (
+        sa.update(Lead.__table__)
+        .where(Lead.__table__.c.id.in_(sent_lead_ids), ~still_waiting)
+        .values(confirmation_sent_at=now, updated_at=now)
     )
 
 
@@ -145,14 +143,15 @@ def quotable(text: str | None) -> str | None:
     return text
 
 
-def build_confirmation(lead: Lead, recipient: str) -> Message:
+def build_confirmation(
+    recipient: str, masked_ref: str, first_name: str | None, organization_name: str | None
+) -> Message:
     """The mail quotes none of the booking's text: whoever knows an address can book with it. The greeting
     uses the lead's stored name and organization, which a stranger's rebooking does not overwrite."""
-    confirm_url = f"{current_app.config['SITE_URL']}/confirm/{lead.masked_ref}"
     context = {
-        "first_name": quotable(lead.first_name),
-        "organization_name": quotable(lead.organization_name),
-        "confirm_url": confirm_url,
+        "first_name": quotable(first_name),
+        "organization_name": quotable(organization_name),
+        "confirm_url": f"{current_app.config['SITE_URL']}/confirm/{masked_ref}",
     }
     return Message(
         subject="Vi har mottatt demoforespørselen din – Meander",
@@ -163,12 +162,12 @@ def build_confirmation(lead: Lead, recipient: str) -> Message:
 
 
 @outbox.kind(KIND)
-def build(messages: list[OutboxMessage]) -> Message | None:
-    message = messages[0]
-    lead = db.session.get(Lead, message.lead_id) if message.lead_id else None
-    if lead is None:
+def build(rows) -> Message | None:
+    """From what the claim handed back: no query."""
+    row = rows[0]
+    if row.lead_masked_ref is None:
         return None  # erased between enqueue and run
-    return build_confirmation(lead, message.recipient)
+    return build_confirmation(row.recipient, row.lead_masked_ref, row.lead_first_name, row.lead_organization_name)
 
 
 def send_confirmation(booking_id: str) -> str:

@@ -180,6 +180,8 @@ class _SinkHandler:
         failure = self.sink.fail_with
         if failure:
             return failure
+        if self.sink.fail_for.intersection(envelope.rcpt_tos):
+            return "451 4.3.0 Try again later"
         self.sink._store(envelope.mail_from, envelope.rcpt_tos, envelope.original_content)
         return "250 Message accepted for delivery"
 
@@ -187,7 +189,8 @@ class _SinkHandler:
 class MailSink:
     """A local SMTP server that accepts everything and keeps it as .eml files and in memory.
 
-    Set `fail_with` to an SMTP reply (e.g. "451 4.3.0 Try again later") to make it reject DATA.
+    Set `fail_with` to an SMTP reply (e.g. "451 4.3.0 Try again later") to make it reject DATA, or add
+    addresses to `fail_for` to reject only mail to them (with a 451).
     """
 
     def __init__(self, directory: str | Path, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -195,6 +198,7 @@ class MailSink:
         self.host = host
         self.port = port
         self.fail_with: str | None = None
+        self.fail_for: set[str] = set()
         self._messages: list[EmailMessage] = []
         self._arrived = threading.Condition()
         self._controller: Controller | None = None

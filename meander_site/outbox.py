@@ -1,20 +1,25 @@
 """One outbox for every mail the site sends.
 
 A mail is a row in `outbox_messages` first, written in the same transaction as whatever caused it. After
-the commit a job is queued (RQ only nudges). The worker claims the row with a compare-and-set lease,
-builds the message from fresh data with its kind's builder, sends it over the kept-open SMTP session
-with no transaction open, and records the outcome. A failure is recorded and retried on RQ's schedule;
-the sweep re-enqueues whatever is due and unsent (Redis lost the job, or RQ ran out of retries). A row is
-sent at most once: only the holder of its lease sends, and a sent row is never claimed again.
+the commit a job is queued (RQ only nudges), unless one is already waiting: a job sends every due mail it
+finds, so a burst of bookings costs one job. The job claims rows with a compare-and-set lease (one
+UPDATE … RETURNING that also hands back what the mail needs of its lead), builds each message with its
+kind's builder, sends it over the kept-open SMTP session with no transaction open, and records the send
+right after it. A failed mail gets its own retry job on RQ's schedule; the sweep re-enqueues whatever is
+due and unsent (Redis lost the job, or the retries ran out). A row is sent at most once: only the holder of
+its lease sends, and a sent row is never claimed again.
 
 A new kind of mail is a builder registered with `@kind(...)` and a call to `add()`; never a copy of this.
 Some kinds are batched: a job claims every unsent row of that kind for the same recipient and sends them
 as one mail (new-lead notifications arriving within a minute share one).
 """
 
+import contextlib
 import functools
 import json
 import logging
+import math
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,11 +29,11 @@ import sqlalchemy as sa
 from flask import current_app, has_app_context
 from flask_mail import Message
 from redis.exceptions import RedisError
-from rq import Queue, Retry, get_current_job
+from rq import Queue
 
 from .extensions import db
 from .mailer import smtp_session
-from .models import OutboxMessage, utcnow
+from .models import Lead, OutboxMessage, utcnow
 from .redis_client import shared_redis
 
 log = logging.getLogger(__name__)
@@ -40,9 +45,10 @@ SWEEP_BATCH_SIZE = 500
 @dataclass(frozen=True)
 class Kind:
     name: str
-    # Builds the mail from the claimed rows (one, or a batch for batched kinds); None: nothing to send
-    # any more (what it was about was erased), and the rows are closed without sending.
-    build: Callable[[list[OutboxMessage]], Message | None]
+    # Builds the mail from the claimed rows (one, or a batch for batched kinds): rows of outbox_messages'
+    # columns plus lead_<field> for LEAD_MAIL_FIELDS (None without a lead). None: nothing to send any more
+    # (what it was about was erased), and the rows are closed without sending.
+    build: Callable[[list[sa.Row]], Message | None]
     batched: bool = False
 
 
@@ -127,9 +133,33 @@ def job_id_for(message_id: uuid.UUID, attempt_marker: str = "") -> str:
     return f"mail-{message_id}{attempt_marker}"
 
 
+# A job serves every due mail (see _send), so the web needs one only when none is waiting. The flag says one
+# is queued; the job deletes it before it claims anything, so a mail committed before that is found by its
+# claims, and one committed after it queues the next job. A lost flag or job leaves the mail to the sweep.
+PENDING_FLAG_SECONDS = 30
+# Mails due later (a team notice collects bookings for a minute) share one delayed job per few seconds.
+DELAYED_JOB_SECONDS = 5
+
+
+def _job_flag(run_at_slot: int | None = None) -> str:
+    queue_name = current_app.config["RQ_QUEUE_NAME"]
+    if run_at_slot is None:
+        return f"meander:{queue_name}:mail-job-pending"
+    return f"meander:{queue_name}:mail-job-at:{run_at_slot}"
+
+
+def forget_waiting_jobs() -> None:
+    """Drop the flags of queued jobs (after emptying the queue, as tests and benchmarks do): the next mail
+    queues a job of its own instead of counting on one that is gone."""
+    connection = shared_redis()
+    flags = list(connection.scan_iter(match=_job_flag().replace("-pending", "-*"), count=1000))
+    if flags:
+        connection.delete(*flags)
+
+
 def dispatch(message: OutboxMessage | uuid.UUID, delay: timedelta | None = None) -> bool:
-    """Enqueue a committed mail. Never raises: with Redis down the sweep sends it later. A mail added
-    closed (never to be sent) is not enqueued."""
+    """Make sure a job will send a committed mail. Never raises: with Redis down the sweep sends it later. A
+    mail added closed (never to be sent) needs no job."""
     kind_name = None
     if isinstance(message, OutboxMessage):
         message_id, kind_name, send_after, closed = getattr(message, "dispatch_plan", None) or (
@@ -144,7 +174,37 @@ def dispatch(message: OutboxMessage | uuid.UUID, delay: timedelta | None = None)
             delay = max(send_after - utcnow(), timedelta(0))
     else:
         message_id = message
-    return _enqueue(message_id, job_id_for(message_id), trigger="new", delay=delay or timedelta(0), kind_name=kind_name)
+    return _request_job(message_id, kind_name, delay or timedelta(0), trigger="new")
+
+
+def _request_job(message_id: uuid.UUID, kind_name: str | None, delay: timedelta, trigger: str) -> bool:
+    """Queue a job that will find this mail, unless one that will is already waiting."""
+    fields = {"kind": kind_name, "message_id": str(message_id), "trigger": trigger}
+    if delay > timedelta(0):
+        # The slot's job runs at the end of the slot, so it finds every mail due within it.
+        slot = math.ceil((time.time() + delay.total_seconds()) / DELAYED_JOB_SECONDS)
+        delay = timedelta(seconds=max(slot * DELAYED_JOB_SECONDS - time.time(), 0))
+        flag, flag_seconds = _job_flag(slot), int(delay.total_seconds()) + DELAYED_JOB_SECONDS
+    else:
+        flag, flag_seconds = _job_flag(), PENDING_FLAG_SECONDS
+    job_id = job_id_for(message_id)
+    try:
+        if not shared_redis().set(flag, job_id, nx=True, ex=flag_seconds):
+            log.info("mail waits for a queued job", extra={"event": "mail_enqueued", **fields, "job": "pending"})
+            return True
+    except RedisError as error:
+        log.warning(
+            "mail not enqueued, a later sweep retries",
+            extra={"event": "mail_enqueue_failed", **fields, "error": type(error).__name__},
+        )
+        return False
+    if _enqueue(message_id, job_id, trigger=trigger, delay=delay, kind_name=kind_name):
+        return True
+    try:
+        shared_redis().delete(flag)  # no job behind it: let the next mail try again
+    except RedisError:
+        pass  # it expires
+    return False
 
 
 def _enqueue(
@@ -153,9 +213,9 @@ def _enqueue(
     fields = {"kind": kind_name, "message_id": str(message_id), "job_id": job_id, "trigger": trigger}
     options = {
         "job_id": job_id,
-        "retry": Retry(max=len(retry_intervals()), interval=retry_intervals()),
-        "result_ttl": 0,  # nothing reads a job's result: the outbox row records the outcome
+        "result_ttl": 0,  # nothing reads a job's result: the outbox rows record the outcome
         "failure_ttl": 7 * 24 * 3600,
+        "job_timeout": JOB_TIMEOUT_SECONDS,
     }
     try:
         queue = mail_queue()
@@ -169,123 +229,195 @@ def _enqueue(
             extra={"event": "mail_enqueue_failed", **fields, "error": type(error).__name__},
         )
         return False
-    log.info("mail enqueued", extra={"event": "mail_enqueued", **fields})
+    log.info("mail enqueued", extra={"event": "mail_enqueued", **fields, "job": "new"})
     return True
 
 
 # --- sending ---------------------------------------------------------------------------------------------
 
+# A job claims the mail it was queued for, then every other due mail nobody has tried yet, this many at a
+# time, until none is left or its time is up (then it queues its successor).
+CLAIM_BATCH_SIZE = 50
+JOB_BUDGET_SECONDS = 20
+JOB_TIMEOUT_SECONDS = 180  # RQ ends a job that runs longer: far above the budget plus one SMTP timeout
+# What the confirmation needs of its lead, handed back by the claim itself.
+LEAD_MAIL_FIELDS = ("first_name", "organization_name", "masked_ref")
 
-class MailNotSent(Exception):
-    """What a failed send raises to RQ: SMTP errors can quote the recipient's address, this never does."""
 
-
-def _claimable(now: datetime):
-    table = OutboxMessage.__table__.c
+def _leased(table, now):
     return sa.and_(
-        table.sent_at.is_(None),
-        table.closed_at.is_(None),
-        sa.or_(table.claimed_until.is_(None), table.claimed_until < now),
+        table.c.sent_at.is_(None),
+        table.c.closed_at.is_(None),
+        sa.or_(table.c.claimed_until.is_(None), table.c.claimed_until < now),
     )
 
 
-def _claim(message_id: uuid.UUID) -> list[OutboxMessage]:
-    """Take the row (and, for a batched kind, its unsent siblings for the same recipient) with a lease.
+@functools.cache
+def _claim_statement(dialect: str, own: bool):
+    """One UPDATE … FROM that takes rows with a lease and hands back what their mails need.
 
-    The claim hands back the rows it took (UPDATE … RETURNING), so no SELECT follows; builders get them as
-    plain, unattached objects."""
-    now = utcnow()
+    own: the job's own mail, by id, whatever its attempts. Otherwise: due mail nobody has tried yet, oldest
+    first, up to :limit, skipping rows another job is claiming (FOR UPDATE … SKIP LOCKED on PostgreSQL;
+    SQLite has one writer at a time). The compare-and-set on the lease is the same either way."""
     table = OutboxMessage.__table__
-    lease = {"claimed_until": now + send_lease(), "attempts": table.c.attempts + 1}
-    own = (
-        db.session.execute(
-            sa.update(table)
-            .where(table.c.id == message_id, table.c.kind.in_(list(KINDS)), _claimable(now))
-            .values(**lease)
-            .returning(*table.c)
-        )
-        .mappings()
-        .first()
+    leads = Lead.__table__
+    candidate = table.alias("candidate")
+    now = sa.bindparam("now", type_=table.c.claimed_until.type)
+    conditions = [candidate.c.kind.in_(sa.bindparam("kinds", expanding=True)), _leased(candidate, now)]
+    if own:
+        conditions.append(candidate.c.id == sa.bindparam("message_id", type_=table.c.id.type))
+    else:
+        conditions += [
+            candidate.c.due_at.is_not(None),  # unsent rows only (on the due_at index)
+            candidate.c.attempts == 0,  # a mail that failed waits for its own retry
+            candidate.c.claimed_until.is_(None),
+            candidate.c.send_after <= now,
+        ]
+    picked = (
+        sa.select(candidate.c.id, *(leads.c[name].label(f"lead_{name}") for name in LEAD_MAIL_FIELDS))
+        .select_from(candidate.outerjoin(leads, leads.c.id == candidate.c.lead_id))
+        .where(*conditions)
     )
-    rows = [own] if own is not None else []
-    if own is not None and KINDS[own["kind"]].batched:
-        # Every unsent row of this kind for this recipient goes in the same mail, including those that
-        # arrived while this one waited for its time.
-        rows += (
-            db.session.execute(
-                sa.update(table)
-                .where(
-                    table.c.kind == own["kind"],
-                    table.c.recipient == own["recipient"],
-                    table.c.id != message_id,
-                    _claimable(now),
-                )
-                .values(**lease)
-                .returning(*table.c)
-            )
-            .mappings()
-            .all()
+    if not own:
+        picked = picked.order_by(candidate.c.due_at).limit(sa.bindparam("limit"))
+    picked = picked.with_for_update(of=candidate, skip_locked=True).subquery("picked")
+    if dialect == "sqlite":
+        # SQLite's RETURNING cannot name the FROM clause's tables: read the lead by a subquery instead.
+        lead_columns = [
+            sa.select(leads.c[name]).where(leads.c.id == table.c.lead_id).scalar_subquery().label(f"lead_{name}")
+            for name in LEAD_MAIL_FIELDS
+        ]
+    else:
+        lead_columns = [picked.c[f"lead_{name}"] for name in LEAD_MAIL_FIELDS]
+    return (
+        sa.update(table)
+        .where(table.c.id == picked.c.id)
+        .values(
+            claimed_until=sa.bindparam("until", type_=table.c.claimed_until.type),
+            attempts=table.c.attempts + 1,
         )
-    db.session.commit()
-    return sorted((OutboxMessage(**row) for row in rows), key=lambda message: message.created_at)
+        .returning(*table.c, *lead_columns)
+    )
 
 
-def _record_sent(kind_name: str, message_ids: list[uuid.UUID]) -> None:
+@functools.cache
+def _siblings_statement():
+    """A batched kind's other unsent rows for the same recipient, due or not: they go in the same mail."""
+    table = OutboxMessage.__table__
+    now = sa.bindparam("now", type_=table.c.claimed_until.type)
+    return (
+        sa.update(table)
+        .where(
+            table.c.kind == sa.bindparam("batched_kind"),
+            table.c.recipient == sa.bindparam("batch_recipient"),
+            table.c.id.not_in(sa.bindparam("ids", expanding=True)),
+            _leased(table, now),
+        )
+        .values(claimed_until=sa.bindparam("until", type_=table.c.claimed_until.type), attempts=table.c.attempts + 1)
+        .returning(*table.c, *(sa.null().label(f"lead_{name}") for name in LEAD_MAIL_FIELDS))
+    )
+
+
+def _claim(connection, message_id: uuid.UUID | None = None) -> list[list[sa.Row]]:
+    """Take mail with a lease: the job's own (message_id) or a batch of others. Hands back one group of rows
+    per mail to send: a batched kind's rows for one recipient go out as one mail."""
     now = utcnow()
-    db.session.execute(
-        sa.update(OutboxMessage.__table__)
-        .where(OutboxMessage.__table__.c.id.in_(message_ids))
+    params = {"now": now, "until": now + send_lease(), "kinds": list(KINDS)}
+    own = message_id is not None
+    if own:
+        params["message_id"] = message_id
+    else:
+        params["limit"] = CLAIM_BATCH_SIZE
+    rows = connection.execute(_claim_statement(connection.dialect.name, own), params).all()
+    groups: dict = {}
+    for row in rows:
+        key = (row.kind, row.recipient) if KINDS[row.kind].batched else row.id
+        groups.setdefault(key, []).append(row)
+    if own and rows and KINDS[rows[0].kind].batched:
+        groups[(rows[0].kind, rows[0].recipient)] += connection.execute(
+            _siblings_statement(),
+            {
+                **params,
+                "batched_kind": rows[0].kind,
+                "batch_recipient": rows[0].recipient,
+                "ids": [row.id for row in rows],
+            },
+        ).all()
+    connection.commit()
+    return [sorted(group, key=lambda row: row.created_at) for group in groups.values()]
+
+
+@functools.cache
+def _sent_statements(dialect: str, kind_name: str) -> tuple:
+    """Recording a send: one statement (with what the kind keeps elsewhere, in a CTE on PostgreSQL; SQLite
+    runs the two in one transaction)."""
+    table = OutboxMessage.__table__
+    ids = sa.bindparam("ids", expanding=True)
+    now = sa.bindparam("now", type_=table.c.sent_at.type)
+    mark_sent = (
+        sa.update(table)
+        .where(table.c.id.in_(ids))
         .values(sent_at=now, due_at=None, claimed_until=None, last_error=None)
     )
-    # In the same transaction: what a kind keeps elsewhere never disagrees with the row.
-    for listener in SENT_LISTENERS.get(kind_name, ()):
-        listener(message_ids, now)
-    db.session.commit()
+    follow_up = SENT_FOLLOW_UPS.get(kind_name)
+    if follow_up is None:
+        return (mark_sent,)
+    if dialect == "postgresql":
+        sent = mark_sent.returning(table.c.lead_id).cte("sent")
+        return (follow_up(sa.select(sent.c.lead_id), ids, now).add_cte(sent),)
+    return mark_sent, follow_up(sa.select(table.c.lead_id).where(table.c.id.in_(ids)), ids, now)
 
 
-# Kinds that keep state elsewhere (the lead's "confirmation sent") listen here: kind -> listeners.
-SENT_LISTENERS: dict[str, list[Callable[[list[uuid.UUID], datetime], None]]] = {}
+# Kinds that keep state elsewhere (the lead's "confirmation sent"): kind -> a statement built from the sent
+# rows' lead ids, their ids and the time, run with the send's record.
+SENT_FOLLOW_UPS: dict[str, Callable] = {}
 
 
 def on_sent(kind_name: str):
-    """Register a listener called with the sent rows' ids, inside the transaction that records the send."""
+    """Register the statement that keeps a kind's state elsewhere in step with its sent rows:
+    `follow_up(sent_lead_ids: Select, message_ids: BindParameter, now: BindParameter) -> Executable`."""
 
-    def register(listener):
-        SENT_LISTENERS.setdefault(kind_name, []).append(listener)
-        return listener
+    def register(follow_up):
+        SENT_FOLLOW_UPS[kind_name] = follow_up
+        return follow_up
 
     return register
 
 
-def _record_closed(message_ids: list[uuid.UUID], reason: str) -> None:
-    db.session.execute(
-        sa.update(OutboxMessage.__table__)
-        .where(OutboxMessage.__table__.c.id.in_(message_ids))
-        .values(closed_at=utcnow(), closed_reason=reason, due_at=None, claimed_until=None)
-    )
-    db.session.commit()
+def _record_sent(connection, kind_name: str, message_ids: list[uuid.UUID]) -> None:
+    params = {"ids": message_ids, "now": utcnow()}
+    for statement in _sent_statements(connection.dialect.name, kind_name):
+        connection.execute(statement, params)
+    connection.commit()
 
 
-def _record_failure(message_ids: list[uuid.UUID], attempts: int, error: Exception) -> None:
+def _update_rows(connection, message_ids: list[uuid.UUID], **values) -> None:
+    table = OutboxMessage.__table__
+    connection.execute(sa.update(table).where(table.c.id.in_(message_ids)).values(**values))
+    connection.commit()
+
+
+def _record_failure(connection, message_ids: list[uuid.UUID], attempts: int, error: Exception) -> None:
     intervals = retry_intervals()
-    backoff_index = min(attempts, len(intervals)) - 1
-    backoff = min(timedelta(seconds=intervals[max(backoff_index, 0)]), MAX_SWEEP_BACKOFF)
-    db.session.rollback()
-    db.session.execute(
-        sa.update(OutboxMessage.__table__)
-        .where(OutboxMessage.__table__.c.id.in_(message_ids))
-        .values(
-            claimed_until=None,
-            # Leave room for RQ's own retry to come first; the sweep only catches what RQ dropped.
-            due_at=utcnow() + backoff + timedelta(seconds=30),
-            last_error=f"{type(error).__name__}: {error}"[:500],
-        )
+    backoff = min(timedelta(seconds=intervals[min(attempts, len(intervals)) - 1]), MAX_SWEEP_BACKOFF)
+    _update_rows(
+        connection,
+        message_ids,
+        claimed_until=None,
+        # Leave room for the retry job to come first; the sweep only catches what Redis dropped.
+        due_at=utcnow() + backoff + timedelta(seconds=30),
+        last_error=f"{type(error).__name__}: {error}"[:500],
     )
-    db.session.commit()
+
+
+def _hand_back(connection, message_ids: list[uuid.UUID]) -> None:
+    """Rows this job claimed but will not try: free again, and still never tried."""
+    table = OutboxMessage.__table__
+    _update_rows(connection, message_ids, claimed_until=None, attempts=table.c.attempts - 1)
 
 
 def send_message(message_id: str) -> str:
-    """The RQ job. Safe to run twice: it sends only while it holds the rows' lease."""
+    """The RQ job. Safe to run twice, or beside other jobs: it sends only what it holds the lease on."""
     app = current_app._get_current_object() if has_app_context() else _job_app()
     with app.app_context():
         return _send(uuid.UUID(message_id))
@@ -299,59 +431,120 @@ def _job_app():
     return create_app()
 
 
+@contextlib.contextmanager
+def _job_connection():
+    """One connection for the job's claims and records. In autocommit on PostgreSQL: each statement commits
+    itself, and no transaction stays open while SMTP talks."""
+    with db.engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+        yield connection
+
+
 def _send(message_id: uuid.UUID) -> str:
+    """Send this job's mail, then every other due mail nobody has tried, each recorded right after its send.
+
+    Before each send the job checks that the lease outlasts one more SMTP exchange; what it will not try it
+    hands back, and it queues a successor when mail is left over."""
+    started = time.monotonic()
     try:
-        messages = _claim(message_id)
-        if not messages:
-            return "skipped"
-        first = messages[0]
-        kind_name, attempts = first.kind, max(message.attempts for message in messages)
-        ids = [message.id for message in messages]
-        # Ids and counts only: SMTP errors can quote the recipient's address, so only their class is logged.
-        fields = {
-            "kind": kind_name,
-            "message_id": str(message_id),
-            "batch_size": len(ids),
-            "lead_id": str(first.lead_id) if first.lead_id else None,
-            "booking_id": str(first.booking_id) if first.booking_id else None,
-            "attempt": attempts,
-        }
-        if attempts > 1:
-            log.info("mail retried", extra={"event": "mail_retried", **fields})
-        try:
-            mail = KINDS[kind_name].build(messages)
-            db.session.rollback()  # no transaction stays open while SMTP talks (the claim is committed)
-            if mail is None:
-                _record_closed(ids, "gone")
-                log.info("mail dropped, its subject is gone", extra={"event": "mail_dropped", **fields})
-                return "gone"
-            smtp_session.send(mail)
-        except Exception as error:
-            log.error(
-                "mail failed",
-                extra={
-                    "event": "mail_failed",
-                    **fields,
-                    "error": type(error).__name__,
-                    "smtp_code": getattr(error, "smtp_code", None),
-                    **_retry_plan(),
-                },
-            )
-            _record_failure(ids, attempts, error)
-            # RQ logs and stores what the job raised: give it the class, not the text (kept on the row).
-            raise MailNotSent(f"{type(error).__name__} ({kind_name} {message_id}, attempt {attempts})") from None
-        _record_sent(kind_name, ids)
-        log.info("mail sent (%s)", kind_name, extra={"event": "mail_sent", **fields})
-        return "sent"
+        shared_redis().delete(_job_flag())  # before any claim: see _request_job
+    except RedisError:
+        pass  # the flag expires; meanwhile this job still serves what is due
+    try:
+        with _job_connection() as connection:
+            groups = _claim(connection, message_id)
+            outcome, handed_back = _deliver_all(connection, groups) if groups else ("skipped", False)
+            while not handed_back:
+                if time.monotonic() - started > JOB_BUDGET_SECONDS:
+                    _request_job(message_id, None, timedelta(0), trigger="successor")  # it takes what is left
+                    break
+                groups = _claim(connection)
+                if not groups:
+                    break
+                if sum(len(group) for group in groups) >= CLAIM_BATCH_SIZE:
+                    # More is waiting: a job for another worker, whose claims skip the rows this one holds.
+                    _request_job(message_id, None, timedelta(0), trigger="backlog")
+                handed_back = _deliver_all(connection, groups)[1]
     finally:
         db.session.remove()
+    return outcome
 
 
-def _retry_plan() -> dict:
-    """Who tries again after a failure: RQ while the job has retries left, the sweep after that."""
-    job = get_current_job()
-    retries_left = job.retries_left if job is not None else None
-    return {"retries_left": retries_left, "retry_by": "rq" if retries_left else "sweep"}
+def _deliver_all(connection, groups: list[list[sa.Row]]) -> tuple[str, bool]:
+    """Send each group in turn, until the lease runs short (the rest is handed back). Returns the first's
+    outcome, and whether some were handed back. The first always goes: its lease was taken a moment ago."""
+    margin = timedelta(seconds=3 * current_app.config["MAIL_TIMEOUT_SECONDS"])
+    outcomes = []
+    for index, group in enumerate(groups):
+        if index and utcnow() + margin > min(row.claimed_until for row in group):
+            untried = [row.id for rest in groups[index:] for row in rest]
+            _hand_back(connection, untried)
+            log.warning(
+                "mail handed back, its lease ran short", extra={"event": "mail_handed_back", "count": len(untried)}
+            )
+            _request_job(untried[0], None, timedelta(0), trigger="handed_back")
+            return outcomes[0], True
+        outcomes.append(_deliver(connection, group))
+    return outcomes[0], False
+
+
+def _deliver(connection, rows: list[sa.Row]) -> str:
+    first = rows[0]
+    kind_name, attempts = first.kind, max(row.attempts for row in rows)
+    ids = [row.id for row in rows]
+    # Ids and counts only: SMTP errors can quote the recipient's address, so only their class is logged.
+    fields = {
+        "kind": kind_name,
+        "message_id": str(first.id),
+        "batch_size": len(ids),
+        "lead_id": str(first.lead_id) if first.lead_id else None,
+        "booking_id": str(first.booking_id) if first.booking_id else None,
+        "attempt": attempts,
+    }
+    if attempts > 1:
+        log.info("mail retried", extra={"event": "mail_retried", **fields})
+    try:
+        mail = KINDS[kind_name].build(rows)
+        db.session.rollback()  # a builder that read through the session leaves no transaction open for SMTP
+        if mail is None:
+            _update_rows(connection, ids, closed_at=utcnow(), closed_reason="gone", due_at=None, claimed_until=None)
+            log.info("mail dropped, its subject is gone", extra={"event": "mail_dropped", **fields})
+            return "gone"
+        smtp_session.send(mail)
+    except Exception as error:
+        retry_in = _retry_delay(attempts)
+        log.error(
+            "mail failed",
+            extra={
+                "event": "mail_failed",
+                **fields,
+                "error": type(error).__name__,
+                "smtp_code": getattr(error, "smtp_code", None),
+                "retries_left": max(len(retry_intervals()) - attempts, 0),
+                "retry_by": "rq" if retry_in is not None else "sweep",
+            },
+        )
+        _record_failure(connection, ids, attempts, error)
+        if retry_in is not None:
+            # Its own job on RQ's schedule, whoever's job it failed in; the sweep is only the fallback.
+            _enqueue(
+                first.id,
+                job_id_for(first.id, f"-retry-{attempts}"),
+                trigger="retry",
+                delay=retry_in,
+                kind_name=kind_name,
+            )
+        return "failed"
+    _record_sent(connection, kind_name, ids)
+    log.info("mail sent (%s)", kind_name, extra={"event": "mail_sent", **fields})
+    return "sent"
+
+
+def _retry_delay(attempts: int) -> timedelta | None:
+    """After the n-th failed attempt: the n-th retry interval, or None once they are used up (the sweep)."""
+    intervals = retry_intervals()
+    return timedelta(seconds=intervals[attempts - 1]) if attempts <= len(intervals) else None
 
 
 # --- the sweep and operator commands --------------------------------------------------------------------

@@ -22,7 +22,7 @@ from redis.exceptions import RedisError
 from rq import SimpleWorker
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 
-from meander_site import accounts, create_app
+from meander_site import accounts, create_app, outbox
 from meander_site.config import normalize_database_url
 from meander_site.embedded import EmbeddedRedis, MailSink
 from meander_site.extensions import db, limiter
@@ -157,11 +157,13 @@ def app(make_app, smtp_server, redis_url, monkeypatch):
         limiter.reset()
         queue = mail_queue()
         queue.empty()
+        outbox.forget_waiting_jobs()
         for registry in (ScheduledJobRegistry(queue=queue), FailedJobRegistry(queue=queue)):
             for job_id in registry.get_job_ids():
                 registry.remove(job_id, delete_job=True)
     smtp_server.clear()
     smtp_server.fail_with = None
+    smtp_server.fail_for.clear()
     yield app
     try:
         limiter.reset()  # leave none of this test's posts behind
@@ -206,6 +208,13 @@ def only_lead(app) -> Lead:
         lead = db.session.execute(db.select(Lead)).scalar_one()
         db.session.expunge(lead)
         return lead
+
+
+def lose_queued_jobs() -> None:
+    """What losing Redis does to the mail: the queued jobs are gone, and with them the flag that said one was
+    waiting (in an app context)."""
+    mail_queue().empty()
+    outbox.forget_waiting_jobs()
 
 
 def run_jobs(app) -> int:

@@ -15,7 +15,6 @@ from conftest import VALID_BOOKING, make_lead, run_jobs
 from meander_site import demo_data, leads, sales
 from meander_site.extensions import db
 from meander_site.models import Lead, User, utcnow
-from meander_site.outbox import mail_queue
 
 STATUSES = ["new", "contacted", "qualified", "demo_scheduled", "converted", "lost"]
 LABELS = ["Ny", "Kontaktet", "Kvalifisert", "Demo avtalt", "Kunde", "Tapt"]
@@ -169,14 +168,12 @@ def test_a_rebooked_lead_carries_a_badge_with_its_booking_count(app, staff_clien
 
 
 def test_a_card_shows_whether_its_confirmation_is_pending_sent_or_failing(app, staff_client, smtp_server):
-    pending = make_lead(app, email="venter@eksempel.no")
-    with app.app_context():
-        mail_queue().empty()  # Redis lost its job: the mail waits for the sweep
     sent = make_lead(app, email="sendt@eksempel.no")
     assert run_jobs(app) == 1
     smtp_server.fail_with = "451 4.3.0 Try again later"
     failing = make_lead(app, email="feiler@eksempel.no")
     assert run_jobs(app) == 1
+    pending = make_lead(app, email="venter@eksempel.no")  # its job has not run yet
     unconfirmed = staff_created(app, "event", email="messe@eksempel.no")
 
     page = board(staff_client)

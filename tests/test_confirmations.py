@@ -5,7 +5,7 @@ A confirmation is an outbox row (kind "confirmation"); these tests read its stat
 import logging
 
 import sqlalchemy as sa
-from conftest import CSRF_INPUT, VALID_BOOKING, book, run_jobs
+from conftest import CSRF_INPUT, VALID_BOOKING, book, lose_queued_jobs, run_jobs
 from helpers import wait_until
 from redis import Redis
 from rq.scheduler import RQScheduler
@@ -156,7 +156,9 @@ def test_smtp_refusal_keeps_the_lead_records_the_failure_and_a_retry_delivers_on
         assert mail.attempts == 1
         assert "451" in mail.last_error
     failures = [record for record in caplog.records if record.levelno == logging.ERROR]
-    assert any(str(message_id) in record.getMessage() for record in failures)
+    assert [(record.event, record.message_id, record.retry_by) for record in failures] == [
+        ("mail_failed", str(message_id), "rq")
+    ]
 
     smtp_server.fail_with = None
     wait_until(lambda: enqueue_due_retries(app), 5, "RQ's first retry (1 s in the tests) to come due")
@@ -266,7 +268,7 @@ def test_two_sweeps_back_to_back_enqueue_a_due_mail_once(make_app, app, smtp_ser
     limiter.reset()
     book(due_at_once.test_client())
     with due_at_once.app_context():
-        mail_queue().empty()  # Redis lost the booking's job
+        lose_queued_jobs()  # Redis lost the booking's job
 
         assert sweep_due() == 1
         assert sweep_due() == 0
@@ -281,7 +283,7 @@ def test_retry_pending_command_re_enqueues_every_unsent_confirmation(app, client
     book(client)
     book(client, email="ola@lhl.no", first_name="Ola")
     with app.app_context():
-        mail_queue().empty()  # the jobs were lost with Redis
+        lose_queued_jobs()  # the jobs were lost with Redis
     runner = app.test_cli_runner()
 
     result = runner.invoke(args=["mail", "retry-pending"])

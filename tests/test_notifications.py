@@ -61,6 +61,7 @@ def release_scheduled_jobs(app) -> int:
                 queue._enqueue_job(job)
         for job_id in job_ids:
             registry.remove(job_id)
+        outbox.forget_waiting_jobs()  # by the time a delayed job runs, the flag of its time slot has expired
         return len(job_ids)
 
 

@@ -51,7 +51,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
-from conftest import CSRF_INPUT, csrf_token, make_lead, staff_csrf
+from conftest import CSRF_INPUT, csrf_token, lose_queued_jobs, make_lead, staff_csrf
 from flask_wtf import FlaskForm
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
@@ -74,7 +74,6 @@ from meander_site.models import (
     LeadStatusCount,
     OrganizationSize,
 )
-from meander_site.outbox import mail_queue
 from meander_site.sales import LOST_REASONS, MAX_NOTE_LENGTH
 
 SETTINGS = settings(
@@ -430,7 +429,7 @@ class SiteMachine(RuleBasedStateMachine):
                 db.session.execute(sa.delete(model))
             db.session.commit()
             limiter.reset()
-            mail_queue().empty()
+            lose_queued_jobs()
         limiter._storage_dead = False  # as the app fixture does: start on Redis, not on a memory fallback
         self.limiter_trouble_before = LIMITER_TROUBLE.count
         self.public = self.app.test_client()
