@@ -224,17 +224,19 @@ class UnresponsiveServer:
 
     mode="silent": never sends a byte (a black-holed Redis; an SMTP server that never greets).
     mode="smtp-stall-after-data": speaks SMTP up to the message's final ".", then never replies to it, so
-    the message is never accepted.
+    the message is never accepted (after accepting the first `accept_first` messages).
     mode="smtp-stall-on-quit": accepts the message (250), then never answers QUIT.
     """
 
-    def __init__(self, port: int = 0, mode: str = "silent") -> None:
+    def __init__(self, port: int = 0, mode: str = "silent", accept_first: int = 0) -> None:
         self.port = port or find_free_port()
         self.mode = mode
+        self.accept_first = accept_first
+        self.accepted_recipients: list[str] = []  # one entry per accepted message
         self.accepted = threading.Event()  # a client connected
         self.stalled = threading.Event()  # (smtp mode) a whole message came in and got no reply
         self.client_gone = threading.Event()  # a stalled client hung up
-        self.messages_accepted = 0  # only "smtp-stall-on-quit" accepts messages
+        self.messages_accepted = 0  # "smtp-stall-on-quit", and "smtp-stall-after-data" until it stalls
         self._closing = threading.Event()
         self._connections: list[socket.socket] = []
         self._threads: list[threading.Thread] = []
@@ -277,6 +279,7 @@ class UnresponsiveServer:
 
     def _speak_smtp_until_stalled(self, connection: socket.socket) -> None:
         reader = connection.makefile("rb")
+        recipient = None
         connection.sendall(b"220 localhost ESMTP stalling test server\r\n")
         while not self._closing.is_set():
             line = reader.readline()
@@ -289,11 +292,15 @@ class UnresponsiveServer:
                 connection.sendall(b"354 End data with <CR><LF>.<CR><LF>\r\n")
                 while reader.readline() not in (b".\r\n", b""):
                     pass
-                if self.mode == "smtp-stall-after-data":
+                if self.mode == "smtp-stall-after-data" and self.messages_accepted >= self.accept_first:
                     self.stalled.set()  # the end of the message came in; the 250 never goes out
                     return
                 self.messages_accepted += 1
+                self.accepted_recipients.append(recipient)
                 connection.sendall(b"250 Message accepted for delivery\r\n")
+            elif verb == b"RCPT":
+                recipient = line.split(b":", 1)[1].strip().strip(b"<>").decode()
+                connection.sendall(b"250 OK\r\n")
             elif verb == b"QUIT":
                 if self.mode == "smtp-stall-on-quit":
                     self.stalled.set()  # the message was accepted; the goodbye never comes
@@ -362,8 +369,8 @@ def servers(scratch_dir):
             started.append(sink)
             return sink
 
-        def unresponsive(self, port: int = 0, mode: str = "silent") -> UnresponsiveServer:
-            server = UnresponsiveServer(port, mode).start()
+        def unresponsive(self, port: int = 0, mode: str = "silent", accept_first: int = 0) -> UnresponsiveServer:
+            server = UnresponsiveServer(port, mode, accept_first).start()
             started.append(server)
             return server
 
@@ -569,6 +576,38 @@ def test_worker_killed_mid_send_and_started_again_delivers_once(app, make_app, w
 
     assert_delivered_exactly_once(booking_app, sink, [EMAIL], worker_redis.url, workers)
     assert the_booking(booking_app)["attempts"] == 2
+
+
+def test_worker_killed_mid_batch_every_mail_still_goes_exactly_once(app, make_app, worker_redis, workers, servers):
+    emails = [f"prospekt{n}@eksempel.no" for n in range(4)]
+    # The first mail is accepted; the job's next one stalls after its end, and the worker is killed there.
+    stalling = servers.unresponsive(mode="smtp-stall-after-data", accept_first=1)
+    booking_app = make_app(REDIS_URL=worker_redis.url, CONFIRMATION_SWEEP_GRACE_SECONDS=3)
+    client = booking_app.test_client()
+    for email in emails:  # before any worker runs: one job waits for all four
+        assert book(client, email=email).status_code == 303
+    # A lease long enough for the job to take on a batch, short enough for the test.
+    worker_settings = {"MAIL_TIMEOUT_SECONDS": 1, "CONFIRMATION_SEND_LEASE_SECONDS": 4}
+    first = workers.start(worker_redis.url, stalling.port, **worker_settings)
+
+    wait_until(stalling.stalled.is_set, 10, "the worker to be in the middle of its second send", workers.logs)
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=5)
+    wait_until(stalling.client_gone.is_set, 5, "the killed worker's SMTP connection to drop")
+    assert stalling.messages_accepted == 1
+    [delivered_before] = stalling.accepted_recipients
+    held = [row for row in bookings(booking_app) if row["sent_at"] is None]
+    assert len(held) == 3 and all(row["claimed_until"] is not None for row in held), "the job held the rest"
+
+    stalling.stop()
+    sink = servers.sink(port=stalling.port)
+    workers.start(worker_redis.url, stalling.port, **worker_settings)
+
+    rest = [email for email in emails if email != delivered_before]
+    wait_until(lambda: len(sink.messages()) >= len(rest), 30, "the rest in the sink", workers.logs)
+    wait_until(lambda: all(row["sent_at"] for row in bookings(booking_app)), 10, "every send recorded", workers.logs)
+    wait_until(lambda: queue_is_idle(booking_app, worker_redis.url), 10, "the queue to go idle", workers.logs)
+    assert collections.Counter(message["X-RcptTo"] for message in sink.messages()) == collections.Counter(rest)
 
 
 # --- PostgreSQL --------------------------------------------------------------------------------------
