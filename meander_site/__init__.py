@@ -4,7 +4,7 @@ import sqlalchemy as sa
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import formatting, hosts, logging_setup, security, static_assets
+from . import database, formatting, hosts, logging_setup, security, static_assets
 from .config import INSTANCE_DIR, PROJECT_ROOT, Config, refuse_unsafe_production
 from .extensions import csrf, db, limiter, login_manager, mail, migrate
 
@@ -49,6 +49,7 @@ def register_extensions(app: Flask) -> None:
     db.init_app(app)
     with app.app_context():
         tune_sqlite(db.engine)
+        database.ping_stale_connections(db.engine, app.config["DATABASE_PING_AFTER_IDLE_SECONDS"])
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
     mail.init_app(app)
     # The limiter's before_request runs ahead of CSRF's, so rejected tokens count against the limit too.

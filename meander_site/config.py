@@ -98,6 +98,8 @@ class Config:
         self.RATELIMIT_KEY_PREFIX = os.environ.get("RATELIMIT_KEY_PREFIX") or "meander"
 
         self.SQLALCHEMY_ENGINE_OPTIONS = engine_options(self.SQLALCHEMY_DATABASE_URI)
+        # A pooled PostgreSQL connection idle longer than this is pinged before use (see database.py).
+        self.DATABASE_PING_AFTER_IDLE_SECONDS = float(os.environ.get("DATABASE_PING_AFTER_IDLE_SECONDS") or 5)
         self.WTF_CSRF_TIME_LIMIT = None  # a prospect may leave the form open for hours
         self.SESSION_COOKIE_HTTPONLY = True
         self.SESSION_COOKIE_SAMESITE = "Lax"
@@ -132,9 +134,9 @@ def engine_options(database_url: str) -> dict:
     if database_url.startswith("sqlite"):
         # Threads of one process share the file; WAL and busy_timeout are set on connect (see tune_sqlite).
         return {"connect_args": {"timeout": 15}, "hide_parameters": True}
+    # No pool_pre_ping: it costs a round trip per checkout. ping_stale_connections() checks instead.
     return {
         "hide_parameters": True,
-        "pool_pre_ping": True,  # a restarted PostgreSQL must not hand out dead pooled connections
         "pool_recycle": 1800,
         "connect_args": {"connect_timeout": 5},
     }

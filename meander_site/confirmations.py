@@ -31,37 +31,39 @@ CAPPED = "Ikke sendt: for mange bekreftelser til denne adressen siste døgn"
 LINK_LIKE = re.compile(r"://|www\.|@|\w\.[a-z]{2,}", re.IGNORECASE)
 
 
-def may_send_to(recipient: str, now: datetime) -> bool:
-    """Whether one more confirmation may go to this address: its confirmations due or sent in the window.
-
-    Call inside the booking's transaction after the lead upsert, whose lock queues bookings for one
-    address, so the count includes every booking committed before this one.
-    """
-    recent = db.session.scalar(
+def _cap_reached(recipient: sa.BindParameter) -> sa.ColumnElement[bool]:
+    """Whether this address has had its confirmations in the window: those due or sent count; a capped
+    (closed) one never went, so it does not."""
+    table = OutboxMessage.__table__.c
+    recent = (
         sa.select(sa.func.count())
-        .select_from(OutboxMessage)
         .where(
-            OutboxMessage.kind == KIND,
-            OutboxMessage.recipient == recipient,
-            OutboxMessage.created_at > now - RECIPIENT_CAP_WINDOW,
-            # Due or sent; a capped (closed) one never went, so it does not count.
-            sa.or_(OutboxMessage.sent_at.is_not(None), OutboxMessage.closed_at.is_(None)),
+            table.kind == KIND,
+            table.recipient == recipient,
+            table.created_at > sa.bindparam("cap_window_start", type_=table.created_at.type),
+            sa.or_(table.sent_at.is_not(None), table.closed_at.is_(None)),
         )
+        .scalar_subquery()
     )
-    return recent < MAX_CONFIRMATIONS_PER_RECIPIENT
+    return recent >= MAX_CONFIRMATIONS_PER_RECIPIENT
 
 
-def add(booking_id: uuid.UUID, lead_id: uuid.UUID, recipient: str, now: datetime) -> OutboxMessage:
-    """In the booking's transaction, after the lead upsert: the confirmation row, closed if capped."""
-    capped = not may_send_to(recipient, now)
-    return outbox.add(
-        KIND,
-        recipient,
-        lead_id=lead_id,
-        booking_id=booking_id,
-        now=now,
-        closed_reason=CAPPED_REASON if capped else None,
-    )
+CAP = outbox.CloseWhen(
+    reason=CAPPED_REASON,
+    condition=_cap_reached,
+    params=lambda now: {"cap_window_start": now - RECIPIENT_CAP_WINDOW},
+)
+
+
+def draft(booking_id: uuid.UUID, lead_id: uuid.UUID, recipient: str) -> outbox.Draft:
+    """The booking's confirmation, for outbox.write(), written closed ("capped") past the per-address cap.
+
+    Write it in the booking's transaction in a statement after the lead upsert's: the upsert's row lock
+    queues bookings for one address, and in READ COMMITTED a statement's snapshot is taken as it starts,
+    so this count sees every booking committed before the lock was granted (inside the upsert's own
+    statement it would not, and a burst could slip past the cap).
+    """
+    return outbox.Draft(KIND, recipient, lead_id=lead_id, booking_id=booking_id, close_when=CAP)
 
 
 def is_capped(message: OutboxMessage | None) -> bool:

@@ -241,7 +241,29 @@ def validate_contact_details(raw: Mapping[str, object], for_staff: bool = False)
     return ContactDetails(**values)
 
 
-@functools.cache
+# The lead columns a booking writes from its parameters (same names); the rest are fixed in the statement.
+LEAD_PARAMETERS = (
+    "id",
+    "masked_ref",
+    "source",
+    "ip_address",
+    "created_at",
+    "updated_at",
+    "status_changed_at",
+    "next_step_due_at",
+    "first_contact_due_at",
+    "staff_edited_at",
+    *(f"{touch}_{name}" for touch in ("first", "latest") for name in attribution.TOUCH_FIELDS),
+    *CONTACT_FIELDS,
+)
+BOOKING_PARAMETERS = ("ip_address", "created_at", *CONTACT_FIELDS, *attribution.TOUCH_FIELDS)
+
+
+def _parameter(table: sa.Table, name: str) -> sa.BindParameter:
+    # Typed: psycopg binds with a cast, so a NULL inside a CTE or SELECT still has its column's type.
+    return sa.bindparam(name, type_=table.c[name].type)
+
+
 def _upsert_statement(dialect: str, by_staff: bool = False):
     """INSERT … ON CONFLICT (email) DO UPDATE: one atomic statement, so concurrent bookings never race.
 
@@ -249,13 +271,20 @@ def _upsert_statement(dialect: str, by_staff: bool = False):
     otherwise the lead keeps them and points at the booking (:booking_id) whose details differ, for staff
     to decide. Staff typing a lead in always write their details. Every CASE reads the row as it stood
     under the conflict's row lock, so the choice is made inside the same statement.
-
-    Built once per dialect and executed with the booking's values as parameters: constructing it per
-    request cost more CPU than running it.
     """
     insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
-    leads = Lead.__table__.c
-    statement = insert(Lead)
+    table = Lead.__table__
+    leads = table.c
+    statement = insert(Lead).values(
+        {
+            **{name: _parameter(table, name) for name in LEAD_PARAMETERS},
+            "status": LeadStatus.NEW.value,
+            "booking_count": 1,
+            # A new lead's first step: the confirmation promises a call within one business day.
+            "next_step": next_steps.FIRST_CONTACT,
+            "newer_details_booking_id": None,
+        }
+    )
     excluded = statement.excluded
     if by_staff:
         on_rebooking = {field: excluded[field] for field in CONTACT_FIELDS}
@@ -293,6 +322,32 @@ def _upsert_statement(dialect: str, by_staff: bool = False):
     )
 
 
+def _booking_insert(lead_id: sa.ColumnElement):
+    """INSERT INTO bookings … SELECT: the booking as submitted, for the lead `lead_id` names."""
+    table = Booking.__table__
+    columns = ["id", "lead_id", *BOOKING_PARAMETERS]
+    values = [sa.bindparam("booking_id", type_=sa.Uuid), lead_id]
+    return sa.insert(table).from_select(
+        columns, sa.select(*values, *(_parameter(table, name) for name in BOOKING_PARAMETERS))
+    )
+
+
+@functools.cache
+def booking_statements(dialect: str, by_staff: bool = False) -> tuple:
+    """The statements that store a booking, built once per dialect: constructing them per request cost
+    more CPU than running them. The first returns (lead id, masked_ref, booking_count).
+
+    PostgreSQL: one statement, the upsert and the booking insert in one CTE. SQLite has no INSERT in a
+    WITH, so there the booking insert follows with the lead's id (:lead_id) in the same transaction.
+    """
+    upsert = _upsert_statement(dialect, by_staff)
+    if dialect != "postgresql":
+        return upsert, _booking_insert(sa.bindparam("lead_id", type_=sa.Uuid))
+    lead = upsert.cte("lead")
+    booking = _booking_insert(lead.c.id).cte("booking")
+    return (sa.select(lead.c.id, lead.c.masked_ref, lead.c.booking_count).add_cte(booking),)
+
+
 def book_demo(
     details: ContactDetails,
     ip_address: str | None,
@@ -307,66 +362,51 @@ def book_demo(
     once it has left `new` or staff have touched it (see _upsert_statement). Without a confirmation (a lead
     staff typed in), or past the per-recipient cap, the booking's mail is never due, so no job or sweep
     sends it.
+
+    On PostgreSQL the writes are two statements (lead and booking; then the mails), so one booking costs
+    BEGIN, two statements and COMMIT.
     """
-    contact = details.as_dict()
     now = utcnow()
     booking_id = uuid.uuid4()
     first_contact_due = next_steps.first_step(now).due_at
+    parameters = {
+        "id": uuid.uuid4(),
+        "masked_ref": new_masked_ref(),
+        "source": source.value,
+        "ip_address": ip_address,
+        "created_at": now,
+        "updated_at": now,
+        "status_changed_at": now,
+        "next_step_due_at": first_contact_due,
+        "first_contact_due_at": first_contact_due,
+        **touch.prefixed("first_"),
+        **touch.prefixed("latest_"),
+        **touch.as_dict(),
+        "staff_edited_at": now if by_staff else None,
+        "booking_id": booking_id,
+        **details.as_dict(),
+    }
     try:
-        upsert = _upsert_statement(db.session.get_bind().dialect.name, by_staff)
-        lead_id, masked_ref, booking_count = db.session.execute(
-            upsert,
-            {
-                "id": uuid.uuid4(),
-                "masked_ref": new_masked_ref(),
-                "status": LeadStatus.NEW.value,
-                "source": source.value,
-                "booking_count": 1,
-                "ip_address": ip_address,
-                "created_at": now,
-                "updated_at": now,
-                "status_changed_at": now,
-                # A new lead's first step: the confirmation promises a call within one business day.
-                "next_step": next_steps.FIRST_CONTACT,
-                "next_step_due_at": first_contact_due,
-                "first_contact_due_at": first_contact_due,
-                **touch.prefixed("first_"),
-                **touch.prefixed("latest_"),
-                "staff_edited_at": now if by_staff else None,
-                "newer_details_booking_id": None,
-                "booking_id": booking_id,
-                **contact,
-            },
-        ).one()
-        db.session.execute(
-            sa.insert(Booking),
-            {
-                "id": booking_id,
-                "lead_id": lead_id,
-                "ip_address": ip_address,
-                "created_at": now,
-                **contact,
-                **touch.as_dict(),
-            },
-        )
-        confirmation = None
+        store_lead, *store_booking = booking_statements(db.session.get_bind().dialect.name, by_staff)
+        lead_id, masked_ref, booking_count = db.session.execute(store_lead, parameters).one()
+        for statement in store_booking:
+            db.session.execute(statement, {**parameters, "lead_id": lead_id})
+        drafts = []
         if with_confirmation:
-            # After the upsert: its row lock (SQLite: the write lock) queues other bookings for this address,
-            # so the cap's count sees every one committed before, and a burst cannot slip past it.
-            confirmation = confirmations.add(booking_id, lead_id, details.email, now)
-        mail_due = confirmation is not None and confirmation.closed_at is None
+            drafts.append(confirmations.draft(booking_id, lead_id, details.email))
         if not by_staff:
             # The team hears of every booking from the website; whoever typed a lead in knows already.
-            notice = notifications.add_new_booking_notice(booking_id, lead_id, now=now)
+            drafts.append(notifications.new_booking_notice(booking_id, lead_id))
+        # A statement of its own, after the upsert: see confirmations.draft for why the cap needs that.
+        mails = outbox.write(drafts, now=now)
         db.session.commit()
     except Exception:
         db.session.rollback()
         raise
+    mail_due = with_confirmation and mails[0].closed_at is None
     # After the commit: a job never looks for a row that is not there yet. Without Redis the sweep sends them.
-    if mail_due:
-        outbox.dispatch(confirmation)
-    if not by_staff:
-        outbox.dispatch(notice)
+    for mail in mails:
+        outbox.dispatch(mail)
     result = BookingResult(
         lead_id=lead_id, booking_id=booking_id, masked_ref=masked_ref, booking_count=booking_count, mail_due=mail_due
     )

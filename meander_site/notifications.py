@@ -40,15 +40,10 @@ def lead_url(lead_id: uuid.UUID) -> str:
 # --- new leads -----------------------------------------------------------------------------------------
 
 
-def add_new_booking_notice(booking_id: uuid.UUID, lead_id: uuid.UUID, now: datetime | None = None) -> OutboxMessage:
-    """In the booking's transaction: the team hears of it within about a minute."""
-    return outbox.add(
-        NEW_LEADS_KIND,
-        TEAM_RECIPIENT,
-        lead_id=lead_id,
-        booking_id=booking_id,
-        send_after=COMBINE_WINDOW,
-        now=now,
+def new_booking_notice(booking_id: uuid.UUID, lead_id: uuid.UUID) -> outbox.Draft:
+    """For outbox.write() in the booking's transaction: the team hears of it within about a minute."""
+    return outbox.Draft(
+        NEW_LEADS_KIND, TEAM_RECIPIENT, lead_id=lead_id, booking_id=booking_id, send_after=COMBINE_WINDOW
     )
 
 

@@ -82,6 +82,69 @@ def mail_queue(connection=None) -> Queue:
 # --- writing a mail ------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class CloseWhen:
+    """A condition read by the statement that writes the row (write()): when it holds, the mail is written
+    closed with `reason`. `condition(recipient)` builds the SQL from the row's recipient parameter (a cap
+    on mail to one address, say); `params(now)` gives the values of any parameters of its own. Keep one
+    instance per rule: the statement is built once for it.
+    """
+
+    reason: str
+    condition: Callable[[sa.BindParameter], sa.ColumnElement[bool]]
+    params: Callable[[datetime], dict] = lambda now: {}
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A mail to store: add()'s arguments as a value, for write()."""
+
+    kind_name: str
+    recipient: str
+    lead_id: uuid.UUID | None = None
+    booking_id: uuid.UUID | None = None
+    user_id: uuid.UUID | None = None
+    payload: dict | None = None
+    send_after: timedelta = timedelta(0)
+    dedupe_key: str | None = None
+    closed_reason: str | None = None
+    close_when: CloseWhen | None = None
+
+
+def _row(draft: Draft, now: datetime) -> dict:
+    """The new row's columns. `closed_reason`: the mail is recorded as one that will not go out (e.g.
+    "capped"), so its state says why."""
+    if draft.kind_name not in KINDS:
+        raise ValueError(f"unknown kind of mail: {draft.kind_name}")
+    grace = timedelta(seconds=current_app.config["CONFIRMATION_SWEEP_GRACE_SECONDS"])
+    closed = draft.closed_reason is not None
+    send_after = now + draft.send_after
+    return {
+        "id": uuid.uuid4(),
+        "kind": draft.kind_name,
+        "recipient": draft.recipient,
+        "lead_id": draft.lead_id,
+        "booking_id": draft.booking_id,
+        "user_id": draft.user_id,
+        "payload": json.dumps(draft.payload) if draft.payload else None,
+        "dedupe_key": draft.dedupe_key,
+        "created_at": now,
+        "send_after": send_after,
+        # The request enqueues the job right away; the sweep steps in only if that did not happen.
+        "due_at": None if closed else send_after + grace,
+        "attempts": 0,
+        "closed_at": now if closed else None,
+        "closed_reason": draft.closed_reason,
+    }
+
+
+def _planned(message: OutboxMessage) -> OutboxMessage:
+    # Kept outside the mapped state, which the caller's commit expires: dispatch() then needs no SELECT,
+    # and works even if the row is gone by then (erased together with its lead).
+    message.dispatch_plan = (message.id, message.kind, message.send_after, message.closed_at is not None)
+    return message
+
+
 def add(
     kind_name: str,
     recipient: str,
@@ -98,35 +161,80 @@ def add(
     """Store a mail in the caller's transaction (the caller commits, then calls `dispatch`).
 
     `payload` holds ids and settings, never personal data: the builder reads what it needs when it runs.
-    `closed_reason`: the mail is recorded as one that will not go out (e.g. "capped"), so its state says why.
     """
-    if kind_name not in KINDS:
-        raise ValueError(f"unknown kind of mail: {kind_name}")
-    now = now or utcnow()
-    grace = timedelta(seconds=current_app.config["CONFIRMATION_SWEEP_GRACE_SECONDS"])
-    closed = closed_reason is not None
-    message = OutboxMessage(
-        id=uuid.uuid4(),
-        kind=kind_name,
-        recipient=recipient,
-        lead_id=lead_id,
-        booking_id=booking_id,
-        user_id=user_id,
-        payload=json.dumps(payload) if payload else None,
-        dedupe_key=dedupe_key,
-        created_at=now,
-        send_after=now + send_after,
-        # The request enqueues the job right away; the sweep steps in only if that did not happen.
-        due_at=None if closed else now + send_after + grace,
-        attempts=0,
-        closed_at=now if closed else None,
-        closed_reason=closed_reason,
-    )
+    draft = Draft(kind_name, recipient, lead_id, booking_id, user_id, payload, send_after, dedupe_key, closed_reason)
+    message = OutboxMessage(**_row(draft, now or utcnow()))
     db.session.add(message)
-    # Kept outside the mapped state, which the caller's commit expires: dispatch() then needs no SELECT,
-    # and works even if the row is gone by then (erased together with its lead).
-    message.dispatch_plan = (message.id, message.kind, message.send_after, closed)
-    return message
+    return _planned(message)
+
+
+_COLUMNS = (
+    "id",
+    "kind",
+    "recipient",
+    "lead_id",
+    "booking_id",
+    "user_id",
+    "payload",
+    "dedupe_key",
+    "created_at",
+    "send_after",
+    "due_at",
+    "attempts",
+    "closed_at",
+    "closed_reason",
+)
+
+
+@functools.cache
+def _write_statement(close_whens: tuple[CloseWhen | None, ...]):
+    """INSERT … SELECT one row per draft (UNION ALL) … RETURNING id, closed_at: one round trip for them all.
+
+    Each row's values are typed parameters named by its position (mail0_id, mail1_id, …); PostgreSQL
+    casts them, so a NULL in a UNION keeps its column's type. A row's CloseWhen is evaluated once, in a
+    derived table its CASEs read.
+    """
+    table = OutboxMessage.__table__
+    rows = []
+    for position, close_when in enumerate(close_whens):
+        values = {name: sa.bindparam(f"mail{position}_{name}", type_=table.c[name].type) for name in _COLUMNS}
+        row = sa.select(*values.values())
+        if close_when is not None:
+            closes = sa.select(close_when.condition(values["recipient"]).label("closes")).subquery()
+            values.update(
+                due_at=sa.case((closes.c.closes, sa.null()), else_=values["due_at"]),
+                closed_at=sa.case((closes.c.closes, values["created_at"]), else_=values["closed_at"]),
+                closed_reason=sa.case((closes.c.closes, sa.literal(close_when.reason)), else_=values["closed_reason"]),
+            )
+            row = sa.select(*values.values()).select_from(closes)
+        rows.append(row)
+    source = rows[0] if len(rows) == 1 else sa.union_all(*rows)
+    return sa.insert(table).from_select(_COLUMNS, source).returning(table.c.id, table.c.closed_at)
+
+
+def write(drafts: list[Draft], now: datetime | None = None) -> list[OutboxMessage]:
+    """add() for several mails in one statement (Core, no unit of work), in the caller's transaction.
+
+    The rows add() would write, except that a draft's CloseWhen is decided by the statement. Returns
+    unattached objects, planned for dispatch() as add()'s are.
+    """
+    if not drafts:
+        return []
+    now = now or utcnow()
+    rows = [_row(draft, now) for draft in drafts]
+    params = {f"mail{position}_{name}": value for position, row in enumerate(rows) for name, value in row.items()}
+    for draft in drafts:
+        if draft.close_when is not None:
+            params.update(draft.close_when.params(now))
+    statement = _write_statement(tuple(draft.close_when for draft in drafts))
+    closed_at_by_id = dict(db.session.execute(statement, params).all())
+    messages = []
+    for draft, row in zip(drafts, rows, strict=True):
+        closed_at = closed_at_by_id[row["id"]]
+        if closed_at is not None and row["closed_at"] is None:
+            row.update(due_at=None, closed_at=closed_at, closed_reason=draft.close_when.reason)
+        messages.append(_planned(OutboxMessage(**row)))
+    return messages
 
 
 def job_id_for(message_id: uuid.UUID, attempt_marker: str = "") -> str:

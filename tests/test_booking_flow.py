@@ -1,4 +1,5 @@
-from conftest import VALID_BOOKING, book, confirmation_rows, run_jobs
+import sqlalchemy as sa
+from conftest import VALID_BOOKING, book, confirmation_rows, csrf_token, run_jobs
 
 from meander_site.extensions import db
 from meander_site.models import Booking, Lead
@@ -36,3 +37,27 @@ def test_confirmation_mail_is_sent_by_the_worker_with_the_link(app, client, smtp
         assert lead.confirmation_sent_at is not None
         [confirmation] = confirmation_rows(app)
         assert confirmation.booking_id == booking.id and confirmation.sent_at == lead.confirmation_sent_at
+
+
+def test_a_booking_writes_its_lead_booking_and_mails_in_two_statements_on_postgresql(app, client):
+    """BEGIN, the lead upsert with the booking insert (one CTE), the mails with the cap counted in them,
+    COMMIT. SQLite, without INSERT in a WITH, takes one statement more."""
+    assert book(client).status_code == 303  # the pool holds a connection now
+    token = csrf_token(client)
+    statements = []
+    with app.app_context():
+        engine = db.engine
+    expected = 2 if engine.dialect.name == "postgresql" else 3
+
+    def note(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement.split(None, 1)[0].upper())
+
+    sa.event.listen(engine, "before_cursor_execute", note)
+    try:
+        response = client.post("/demo", data={**VALID_BOOKING, "email": "ola@frivillig.no", "csrf_token": token})
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", note)
+
+    assert response.status_code == 303
+    assert len(statements) == expected, statements
+    assert statements[-1] == "INSERT"

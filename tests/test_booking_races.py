@@ -184,3 +184,55 @@ def test_erasure_racing_bookings_loses_none_that_it_did_not_erase(app, staff_use
             db.session.execute(sa.delete(Booking))
             db.session.execute(sa.delete(Lead))
             db.session.commit()
+
+
+def test_bookings_queued_on_the_lead_row_lock_count_every_one_committed_while_they_waited(app):
+    """The cap's count runs in a statement after the upsert's: a booking that waited for the lead's row
+    lock sees the confirmations committed meanwhile. (Counted inside the upsert's own statement, its
+    snapshot predates the wait and every queued booking would mail.)"""
+    make_lead(app)  # the first confirmation; its lead's row is what the others queue on
+    count = 6
+    entered = set()
+    with app.app_context():
+        engine = db.engine
+        is_postgres = engine.dialect.name == "postgresql"
+
+    def note_booking_upsert(conn, cursor, statement, parameters, context, executemany):
+        if "INSERT INTO LEADS" in statement.upper():
+            entered.add(threading.get_ident())
+
+    def book(n: int, barrier: threading.Barrier):
+        with app.app_context():
+            details = leads.validate_contact_details({**VALID_BOOKING, "notes": f"I kø nr. {n}"})
+            barrier.wait()
+            return leads.book_demo(details, ip_address=f"10.6.0.{n + 1}").mail_due
+
+    sa.event.listen(engine, "before_cursor_execute", note_booking_upsert)
+    holder = engine.connect()
+    try:
+        if is_postgres:
+            holder.execute(sa.select(Lead.id).with_for_update())
+        else:
+            holder.exec_driver_sql("BEGIN IMMEDIATE")  # SQLite: the write lock every upsert waits for
+        results = []
+        booking = threading.Thread(target=lambda: results.extend(run_together(count, book)))
+        booking.start()
+
+        def every_booking_queued() -> bool:
+            if is_postgres:
+                return sessions_waiting_on_a_lock(app) >= count
+            return len(entered) >= count
+
+        wait_until(every_booking_queued, what="every booking to queue behind the lead's lock")
+        holder.rollback()
+        booking.join(60)
+    finally:
+        holder.close()
+        sa.event.remove(engine, "before_cursor_execute", note_booking_upsert)
+
+    assert sorted(results) == [False] * (count - 2) + [True] * 2
+    with app.app_context():
+        reasons = db.session.execute(
+            sa.select(OutboxMessage.closed_reason).where(OutboxMessage.kind == confirmations.KIND)
+        ).scalars()
+        assert sorted(reason or "due" for reason in reasons) == ["capped"] * (count - 2) + ["due"] * 3

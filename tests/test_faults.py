@@ -674,6 +674,54 @@ def test_postgresql_restarted_while_the_app_runs_the_next_requests_succeed(
     assert [process.poll() for process, _ in workers.started] == [None], "the worker outlived the restart"
 
 
+def count_pings(engine, monkeypatch) -> list:
+    pings = []
+    ping = engine.dialect.do_ping
+    monkeypatch.setattr(engine.dialect, "do_ping", lambda connection: pings.append(1) or ping(connection))
+    return pings
+
+
+def test_backends_terminated_while_pooled_are_replaced_before_the_next_booking(app, monkeypatch):
+    """A restart or an operator's pg_terminate_backend ends every pooled connection: the checkout sees the
+    server's goodbye on the socket and takes a fresh connection, without a ping per request. (The restart
+    test above needs the local cluster; this one runs on any PostgreSQL, killing only its own backends.)"""
+    with app.app_context():
+        if db.engine.dialect.name != "postgresql":
+            pytest.skip("PostgreSQL only: SQLite has no server to lose")
+        url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        pings = count_pings(db.engine, monkeypatch)
+    client = app.test_client()
+    assert book(client).status_code == 303  # the pool now holds a live connection
+
+    with psycopg.connect(url, autocommit=True) as killer:
+        killed = killer.execute(
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone()[0]
+    assert killed >= 1
+
+    second = book(client, email="ola@frivillig.no", first_name="Ola")
+    assert second.status_code == 303
+    assert client.get(second.headers["Location"]).status_code == 200
+    assert stored_counts(app) == (2, 2)
+    assert pings == [], "no ping was needed to see the dead connections"
+
+
+def test_a_pooled_connection_is_pinged_only_after_it_has_been_idle(make_app, app, monkeypatch):
+    idle_app = make_app(DATABASE_PING_AFTER_IDLE_SECONDS=0.3)
+    with idle_app.app_context():
+        if db.engine.dialect.name != "postgresql":
+            pytest.skip("PostgreSQL only: SQLite connections are files, never pinged")
+        pings = count_pings(db.engine, monkeypatch)
+    client = idle_app.test_client()
+    assert book(client).status_code == 303
+    assert book(client, email="ola@frivillig.no").status_code == 303
+    assert pings == [], "a connection in steady use is not pinged"
+    time.sleep(0.5)
+    assert book(client, email="per@frivillig.no").status_code == 303
+    assert pings == [1]
+
+
 # --- the sweep ---------------------------------------------------------------------------------------
 
 

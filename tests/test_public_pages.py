@@ -164,6 +164,15 @@ def test_honeypot_filled_looks_accepted_but_stores_and_sends_nothing(app, client
     assert smtp_server.messages() == []
 
 
+def test_a_bot_that_fills_the_honeypot_without_a_token_is_refused_by_the_csrf_check_first(app, client):
+    # The view builds no form object for a booking that goes through: the token is checked before it runs.
+    client.get("/demo")
+    response = client.post("/demo", data={**VALID_BOOKING, "website_url": "https://cheap-pills.example"})
+
+    assert response.status_code == 400
+    assert stored_counts(app) == (0, 0)
+
+
 def test_public_form_cannot_set_status_source_ref_count_or_timestamps(app, client):
     response = book(
         client,

@@ -41,15 +41,16 @@ limiter.shared_limit(booking_rate_limit, scope="booking", methods=["POST"])(bp)
 
 @bp.post("/demo")
 def book_demo():
-    form = DemoBookingForm()
-    if form[HONEYPOT_FIELD].data:
+    # CSRFProtect has checked the token before this view runs; the form object is built only to show
+    # errors again (it fills itself from request.form, so the prospect keeps what they typed).
+    if request.form.get(HONEYPOT_FIELD):
         # Looks accepted to the bot; nothing is stored and no mail goes out.
         return redirect_after_post(url_for("public.booking_received"))
     touch = attribution.from_values(request.form)
     try:
         details = leads.validate_contact_details(request.form)
     except leads.LeadValidationError as error:
-        return render_booking_form(form, errors=error.errors, status=422, touch=touch)
+        return render_booking_form(DemoBookingForm(), errors=error.errors, status=422, touch=touch)
     booking = leads.book_demo(details, ip_address=client_ip(), touch=touch)
     if booking.is_rebooking:
         # Whoever knows an address can book with it: only its mailbox gets the link to what is stored.
