@@ -8,7 +8,7 @@ a send: the board, the lead page and the export read it.
 
 import re
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import sqlalchemy as sa
 from flask import current_app, render_template

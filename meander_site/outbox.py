@@ -410,17 +410,25 @@ def _claim_statement(dialect: str, own: bool):
 
 @functools.cache
 def _siblings_statement():
-    """A batched kind's other unsent rows for the same recipient, due or not: they go in the same mail."""
+    """A batched kind's other unsent rows for the same recipient, due or not: they go in the same mail. Rows
+    another job is claiming are skipped (it sends them), so two jobs never wait on each other's locks."""
     table = OutboxMessage.__table__
+    sibling = table.alias("sibling")
     now = sa.bindparam("now", type_=table.c.claimed_until.type)
+    picked = (
+        sa.select(sibling.c.id)
+        .where(
+            sibling.c.kind == sa.bindparam("batched_kind"),
+            sibling.c.recipient == sa.bindparam("batch_recipient"),
+            sibling.c.id.not_in(sa.bindparam("ids", expanding=True)),
+            _leased(sibling, now),
+        )
+        .with_for_update(skip_locked=True)
+        .subquery("picked")
+    )
     return (
         sa.update(table)
-        .where(
-            table.c.kind == sa.bindparam("batched_kind"),
-            table.c.recipient == sa.bindparam("batch_recipient"),
-            table.c.id.not_in(sa.bindparam("ids", expanding=True)),
-            _leased(table, now),
-        )
+        .where(table.c.id == picked.c.id)
         .values(claimed_until=sa.bindparam("until", type_=table.c.claimed_until.type), attempts=table.c.attempts + 1)
         .returning(*table.c, *(sa.null().label(f"lead_{name}") for name in LEAD_MAIL_FIELDS))
     )
