@@ -69,6 +69,11 @@ def _breakdown(counts: dict | None, limit: int = 12) -> str:
 
 def _round_trips(cost: dict, split: dict | None, out) -> None:
     per_get, per_booking = cost.get("round_trips_per_get") or {}, cost.get("round_trips_per_booking") or {}
+    if split:
+        out(
+            f"   split run: {split['bookings']} bookings, {split.get('rq_jobs_run', '–')} RQ jobs run for their mails, "
+            f"errors {split['errors']}"
+        )
     for key, label in [("redis_commands", "Redis commands"), ("sql_statements", "SQL statements")]:
         out(f"   {label} per booking (GET + POST + mail): {_breakdown(per_booking.get(key))}")
         out(f"     per form GET: {_breakdown(per_get.get(key), limit=6)}")
@@ -180,7 +185,7 @@ def table(results: dict) -> str:
     if throughput:
         out(
             f"   {'workers':>7} {'mails':>6} {'mails/s':>8} {'CPU/mail ms':>12} {'worker':>7} {'pg':>6} {'redis':>6} "
-            f"{'sink':>6} {'missing':>8} {'dupes':>6} {'at sink':>8}"
+            f"{'sink':>6} {'missing':>8} {'dupes':>6} {'at sink':>8} {'RQ jobs':>8}"
         )
         for row in throughput:
             cpu = row["cpu_per_mail_ms"]
@@ -188,7 +193,7 @@ def table(results: dict) -> str:
                 f"   {row['workers']:>7} {row['mails']:>6} {_fmt(row['mails_per_second'], 0):>8} "
                 f"{row['server_cpu_per_mail_ms']:>12.2f} {cpu.get('worker', 0):>7.2f} {cpu.get('postgres', 0):>6.2f} "
                 f"{cpu.get('redis', 0):>6.2f} {cpu.get('sink', 0):>6.2f} {row['missing']:>8} {row['duplicates']:>6} "
-                f"{row.get('messages_at_sink', '–'):>8}"
+                f"{row.get('messages_at_sink', '–'):>8} {row.get('rq_jobs_run', '–'):>8}"
             )
     for name, error in results.get("phase_errors", {}).items():
         if name.startswith("worker_throughput"):

@@ -17,7 +17,8 @@ Phases (each bounded in count and time; all traffic on 127.0.0.0/8):
 Settings (environment): BENCH_QUICK=1 (small sizes, a smoke run), BENCH_STEADY_SECONDS, BENCH_STEADY_RATE,
 BENCH_QUIET_RATE, BENCH_QUIET_SECONDS, BENCH_THROUGHPUT_MAILS, BENCH_BOARD_SIZES (e.g. "100 20000 100000"; set
 and empty skips the board phase), BENCH_TIMEOUT_SECONDS (whole run), BENCH_OWN_REDIS (default 1: with REDIS_URL
-set, a private redis-server for the run instead of that server), BENCH_REDIS_DB, BENCH_PG_LOG, BENCH_RESULTS_DIR.
+set, a private redis-server for the run instead of that server), BENCH_REDIS_DB, BENCH_PG_LOG, BENCH_RESULTS_DIR,
+BENCH_KEEP_LOGS (copy the servers' logs to BENCH_RESULTS_DIR/logs).
 """
 
 from __future__ import annotations
@@ -120,6 +121,25 @@ class Timeout(Exception):
 
 def _rounded(counts: Counter[str] | None) -> dict | None:
     return None if counts is None else {kind: round(value, 2) for kind, value in counts.most_common() if value >= 0.005}
+
+
+def cpu_per_request(get_cpu: dict, gets: int, booking_cpu: dict, bookings: int) -> dict:
+    """CPU per form GET and per booking by component, and the ratio (POST + mail) / GET of the server's."""
+    per_get = {name: get_cpu.get(name, 0.0) / gets * 1000 for name in get_cpu}
+    per_booking = {name: booking_cpu.get(name, 0.0) / bookings * 1000 for name in booking_cpu}
+    server_get = sum(per_get.get(name, 0.0) for name in SERVER_COMPONENTS)
+    server_booking = sum(per_booking.get(name, 0.0) for name in SERVER_COMPONENTS)
+    post_and_mail = server_booking - server_get
+    return {
+        "gets": gets,
+        "bookings": bookings,
+        "per_get_ms": {name: round(value, 3) for name, value in per_get.items()},
+        "per_booking_ms": {name: round(value, 3) for name, value in per_booking.items()},
+        "server_per_get_ms": round(server_get, 3),
+        "server_per_booking_ms": round(server_booking, 3),
+        "post_and_mail_ms": round(post_and_mail, 3),
+        "ratio": round(post_and_mail / server_get, 2) if server_get else None,
+    }
 
 
 def percentile(values: list[float], fraction: float) -> float | None:
@@ -408,6 +428,12 @@ class Stack:
             time.sleep(0.1)
         time.sleep(0.5)
 
+    def jobs_done(self) -> int:
+        """RQ jobs the running workers have finished (succeeded or failed): against mails, how many jobs each."""
+        from rq import Worker
+
+        return sum(w.successful_job_count + w.failed_job_count for w in Worker.all(connection=self.redis))
+
     def stop_workers(self) -> None:
         for worker in self.workers:
             with contextlib.suppress(ProcessLookupError):
@@ -553,21 +579,9 @@ class Run:
         booking_cpu = self.net_cpu(booking_delta)
         unsent = self.stack.wait_until_sent()
 
-        per_get = {name: get_cpu.get(name, 0.0) / gets * 1000 for name in get_cpu}
-        per_booking = {name: booking_cpu.get(name, 0.0) / count * 1000 for name in booking_cpu}
-        server_get = sum(per_get.get(name, 0.0) for name in SERVER_COMPONENTS)
-        server_booking = sum(per_booking.get(name, 0.0) for name in SERVER_COMPONENTS)
-        post_and_mail = server_booking - server_get
         return {
-            "gets": gets,
-            "bookings": count,
             "concurrency": concurrency,
-            "per_get_ms": {name: round(value, 3) for name, value in per_get.items()},
-            "per_booking_ms": {name: round(value, 3) for name, value in per_booking.items()},
-            "server_per_get_ms": round(server_get, 3),
-            "server_per_booking_ms": round(server_booking, 3),
-            "post_and_mail_ms": round(post_and_mail, 3),
-            "ratio": round(post_and_mail / server_get, 2) if server_get else None,
+            **cpu_per_request(get_cpu, gets, booking_cpu, count),
             "gets_per_second": round(gets_per_second, 1),
             "bookings_per_second": round(bookings_per_second, 1),
             "mail_drained_seconds_after_last_post": round(max(drained_after, 0.0), 2),
@@ -601,24 +615,13 @@ class Run:
         booking_cpu = self.net_cpu(delta)
         unsent = self.stack.wait_until_sent()
 
-        per_get = {name: get_cpu.get(name, 0.0) / count * 1000 for name in get_cpu}
-        per_booking = {name: booking_cpu.get(name, 0.0) / count * 1000 for name in booking_cpu}
-        server_get = sum(per_get.get(name, 0.0) for name in SERVER_COMPONENTS)
-        server_booking = sum(per_booking.get(name, 0.0) for name in SERVER_COMPONENTS)
-        post_and_mail = server_booking - server_get
-        loaded_get = (reference or {}).get("server_per_get_ms")
+        cost = cpu_per_request(get_cpu, count, booking_cpu, count)
+        loaded_get, booking = (reference or {}).get("server_per_get_ms"), cost["server_per_booking_ms"]
         return {
             "rate_per_second": rate,
-            "gets": count,
-            "bookings": count,
-            "per_get_ms": {name: round(value, 3) for name, value in per_get.items()},
-            "per_booking_ms": {name: round(value, 3) for name, value in per_booking.items()},
-            "server_per_get_ms": round(server_get, 3),
-            "server_per_booking_ms": round(server_booking, 3),
-            "post_and_mail_ms": round(post_and_mail, 3),
-            # Against the GET at the same quiet rate (the target), and against phase 1's GET under load.
-            "ratio": round(post_and_mail / server_get, 2) if server_get else None,
-            "ratio_to_loaded_get": round((server_booking - loaded_get) / loaded_get, 2) if loaded_get else None,
+            # "ratio" is against the GET at the same quiet rate (the target); this one against phase 1's GET.
+            **cost,
+            "ratio_to_loaded_get": round((booking - loaded_get) / loaded_get, 2) if loaded_get else None,
             "errors": get_errors + len(booking_errors) + len(missing) + unsent,
             "error_examples": booking_errors[:3],
             "round_trips_per_booking": counts,
@@ -653,6 +656,7 @@ class Run:
             outcomes, _ = self.bookings(count, SETTINGS["load_concurrency"])
             web_wall = time.monotonic() - started
             web = trips.delta(before, trips.read())
+            jobs_before = stack.jobs_done()
             before = trips.read()
         finally:
             resume(stack.redis)
@@ -667,6 +671,7 @@ class Run:
         stack.wait_until_sent()
         return {
             "bookings": count,
+            "rq_jobs_run": stack.jobs_done() - jobs_before,
             "errors": len(outcomes) - len(good) + len(missing),
             "web": self.round_trips(web, count, web_wall, idle_commands=suspended_rate),
             "worker": self.round_trips(worker, count, worker_wall),
@@ -798,6 +803,7 @@ class Run:
         time.sleep(0.3)
         cpu = CpuMeter.delta(before, stack.meter.read())
         messages = stack.sink.poll() - messages_before
+        jobs = stack.jobs_done()
         # Mails, not jobs: one arrival per recipient at the sink, however many mails one job sends.
         arrivals = sorted(stack.sink.arrivals[email] for email in emails if email in stack.sink.arrivals)
         stack.stop_workers()
@@ -814,6 +820,7 @@ class Run:
             "server_cpu_per_mail_ms": round(sum(per_mail.get(name, 0.0) for name in SERVER_COMPONENTS), 3),
             "missing": len(missing),
             "messages_at_sink": messages,
+            "rq_jobs_run": jobs,
             "unsent_after": unsent,
             "duplicates": stack.sink.duplicates,
             # Each booking enqueues its own confirmation after its commit: included in the booking rate.
@@ -987,7 +994,13 @@ def main() -> int:
     try:
         # Short path: unix socket names (the embedded Redis) are limited to ~107 bytes.
         with tempfile.TemporaryDirectory(prefix="mbench-", dir="/tmp") as workdir:
-            results = run_all(Path(workdir))
+            try:
+                results = run_all(Path(workdir))
+            finally:
+                if env_flag("BENCH_KEEP_LOGS", False):  # the servers' logs, for a run that needs explaining
+                    (results_dir / "logs").mkdir(parents=True, exist_ok=True)
+                    for path in Path(workdir).glob("*.log"):
+                        shutil.copy(path, results_dir / "logs" / path.name)
     except (KeyboardInterrupt, Timeout) as stop:
         log(f"stopped: {stop}")
         return 1
