@@ -71,15 +71,17 @@ def _round_trips(cost: dict, split: dict | None, out) -> None:
     per_get, per_booking = cost.get("round_trips_per_get") or {}, cost.get("round_trips_per_booking") or {}
     if split:
         out(
-            f"   split run: {split['bookings']} bookings, {split.get('rq_jobs_run', '–')} RQ jobs run for their mails, "
+            f"   split run: {split['bookings']} bookings, {split.get('rq_jobs_run', '–')} RQ jobs run for their "
+            f"confirmations, then {split.get('rq_jobs_run_deferred', '–')} deferred ones (the team's new-lead "
+            f"notice, a minute later{'' if split.get('deferred_drained', True) else '; NOT all done in time'}); "
             f"errors {split['errors']}"
         )
     for key, label in [("redis_commands", "Redis commands"), ("sql_statements", "SQL statements")]:
         out(f"   {label} per booking (GET + POST + mail): {_breakdown(per_booking.get(key))}")
         out(f"     per form GET: {_breakdown(per_get.get(key), limit=6)}")
-        for part in ("web", "worker"):
+        for part, name in [("web", "web"), ("worker", "worker"), ("worker_deferred", "worker, deferred")]:
             if split and split.get(part):
-                out(f"     {part} (split run): {_breakdown(split[part].get(key))}")
+                out(f"     {name} (split run): {_breakdown(split[part].get(key))}")
     idle = cost.get("idle_redis_commands_per_second")
     if idle:
         out(
