@@ -79,9 +79,13 @@ def _round_trips(cost: dict, split: dict | None, out) -> None:
     for key, label in [("redis_commands", "Redis commands"), ("sql_statements", "SQL statements")]:
         out(f"   {label} per booking (GET + POST + mail): {_breakdown(per_booking.get(key))}")
         out(f"     per form GET: {_breakdown(per_get.get(key), limit=6)}")
-        for part, name in [("web", "web"), ("worker", "worker"), ("worker_deferred", "worker, deferred")]:
+        parts = [("web", "web"), ("worker", "worker"), ("worker_deferred", "worker, deferred")]
+        for part, name in parts:
             if split and split.get(part):
                 out(f"     {name} (split run): {_breakdown(split[part].get(key))}")
+        totals = [((split or {}).get(part) or {}).get(key) for part, _ in parts]
+        if all(totals):
+            out(f"     all three (split run): {sum(total['per_unit'] for total in totals):.1f}")
     idle = cost.get("idle_redis_commands_per_second")
     if idle:
         out(
