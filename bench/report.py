@@ -37,6 +37,63 @@ def _verdict(target: dict) -> str:
     return f"MISSED by {off:.0f}%" if target["target"] else "MISSED"
 
 
+def _target(meta: dict, name: str, default: float) -> float:
+    return (meta.get("targets") or {}).get(name, default)
+
+
+def _cpu_split(cost: dict, out) -> None:
+    """CPU per form GET and per booking by component (web / worker / PostgreSQL / Redis), and the ratio."""
+    out(f"   {'component':<40} {'form GET':>9} {'booking':>9} {'POST+mail':>10}")
+    for key, label in COMPONENTS:
+        if key not in cost["per_get_ms"]:
+            continue
+        get, booking = cost["per_get_ms"][key], cost["per_booking_ms"][key]
+        out(f"   {label:<40} {get:>9.2f} {booking:>9.2f} {booking - get:>10.2f}")
+    out(
+        f"   {'server total':<40} {cost['server_per_get_ms']:>9.2f} {cost['server_per_booking_ms']:>9.2f} "
+        f"{cost['post_and_mail_ms']:>10.2f}"
+    )
+    sink = cost["per_booking_ms"].get("sink")
+    if sink is not None:
+        out(f"   {'(SMTP sink, not counted)':<40} {cost['per_get_ms'].get('sink', 0):>9.2f} {sink:>9.2f}")
+
+
+def _breakdown(counts: dict | None, limit: int = 12) -> str:
+    if not counts:
+        return "not counted"
+    if not counts["by_kind"]:
+        return f"{counts['per_unit']:g}"
+    kinds = ", ".join(f"{kind} {value:g}" for kind, value in list(counts["by_kind"].items())[:limit])
+    return f"{counts['per_unit']:g}  ({kinds})"
+
+
+def _round_trips(cost: dict, split: dict | None, out) -> None:
+    per_get, per_booking = cost.get("round_trips_per_get") or {}, cost.get("round_trips_per_booking") or {}
+    if split:
+        out(
+            f"   split run: {split['bookings']} bookings, {split.get('rq_jobs_run', '–')} RQ jobs run for their "
+            f"confirmations, then {split.get('rq_jobs_run_deferred', '–')} deferred ones (the team's new-lead "
+            f"notice, a minute later{'' if split.get('deferred_drained', True) else '; NOT all done in time'}); "
+            f"errors {split['errors']}"
+        )
+    for key, label in [("redis_commands", "Redis commands"), ("sql_statements", "SQL statements")]:
+        out(f"   {label} per booking (GET + POST + mail): {_breakdown(per_booking.get(key))}")
+        out(f"     per form GET: {_breakdown(per_get.get(key), limit=6)}")
+        parts = [("web", "web"), ("worker", "worker"), ("worker_deferred", "worker, deferred")]
+        for part, name in parts:
+            if split and split.get(part):
+                out(f"     {name} (split run): {_breakdown(split[part].get(key))}")
+        totals = [((split or {}).get(part) or {}).get(key) for part, _ in parts]
+        if all(totals):
+            out(f"     all three (split run): {sum(total['per_unit'] for total in totals):.1f}")
+    idle = cost.get("idle_redis_commands_per_second")
+    if idle:
+        out(
+            f"   idle Redis commands/s (taken off): {sum(idle.values()):.1f}; idle SQL statements/s (not taken off): "
+            f"{sum((cost.get('idle_sql_statements_per_second') or {}).values()):.1f}"
+        )
+
+
 def table(results: dict) -> str:
     meta = results.get("meta", {})
     settings = meta.get("settings", {})
@@ -58,20 +115,8 @@ def table(results: dict) -> str:
     out("")
     out("1. Server CPU per request (ms; /proc utime+stime incl. children; idle baseline subtracted)")
     if cost:
-        out(f"   {'component':<40} {'form GET':>9} {'booking':>9} {'POST+mail':>10}")
-        for key, label in COMPONENTS:
-            if key not in cost["per_get_ms"]:
-                continue
-            get, booking = cost["per_get_ms"][key], cost["per_booking_ms"][key]
-            out(f"   {label:<40} {get:>9.2f} {booking:>9.2f} {booking - get:>10.2f}")
-        out(
-            f"   {'server total':<40} {cost['server_per_get_ms']:>9.2f} {cost['server_per_booking_ms']:>9.2f} "
-            f"{cost['post_and_mail_ms']:>10.2f}"
-        )
-        sink = cost["per_booking_ms"].get("sink")
-        if sink is not None:
-            out(f"   {'(SMTP sink, not counted)':<40} {cost['per_get_ms'].get('sink', 0):>9.2f} {sink:>9.2f}")
-        out(f"   ratio (POST + mail) / GET = {_fmt(cost['ratio'])}  (target ≤ 3)")
+        _cpu_split(cost, out)
+        out(f"   ratio (POST + mail) / GET = {_fmt(cost['ratio'])}  (target ≤ {_target(meta, 'cpu_ratio', 3):g})")
         out(
             f"   {cost['gets_per_second']:,.0f} GETs/s ({cost['gets']} GETs), {cost['bookings_per_second']:,.1f} "
             f"bookings/s ({cost['bookings']} bookings), closed loop with {cost['concurrency']} clients; "
@@ -79,6 +124,31 @@ def table(results: dict) -> str:
         )
     else:
         out(f"   failed: {results.get('phase_errors', {}).get('booking_cost')}")
+    quiet = results.get("quiet_cost")
+    if quiet:
+        out("")
+        out(f"1b. The same at a quiet {quiet['rate_per_second']:.0f} bookings/s (open loop; its own GETs at that rate)")
+        _cpu_split(quiet, out)
+        out(
+            f"   ratio (POST + mail) / GET = {_fmt(quiet['ratio'])}  "
+            f"(target ≤ {_target(meta, 'quiet_cpu_ratio', 4):g}); "
+            f"against phase 1's GET {_fmt(quiet.get('ratio_to_loaded_get'))}; errors {quiet['errors']}"
+        )
+    elif "quiet_cost" in results.get("phase_errors", {}):
+        out(f"1b. Quiet rate failed: {results['phase_errors']['quiet_cost']}")
+    if cost:
+        out("")
+        out(
+            "1c. Round trips per booking, counted by the servers (Redis INFO commandstats, PostgreSQL statement log"
+            " of this database)"
+        )
+        _round_trips(cost, results.get("round_trip_split"), out)
+        if quiet and quiet.get("round_trips_per_booking"):
+            trips = quiet["round_trips_per_booking"]
+            out(
+                f"   at the quiet rate: Redis {_fmt((trips.get('redis_commands') or {}).get('per_unit'))}, "
+                f"SQL {_fmt((trips.get('sql_statements') or {}).get('per_unit'))} per booking"
+            )
 
     out("")
     out("2. Board render (GET /pipeline through the WSGI app, signed in)")
@@ -94,12 +164,17 @@ def table(results: dict) -> str:
                 f"{row.get('sql_ms', '–'):>7} {row.get('cards_shown', '–'):>6} {row['page_kb']:>8} "
                 f"{row['seed_seconds']:>12.1f}"
             )
+    elif "board" in results.get("phase_errors", {}):
+        out(f"   failed: {results['phase_errors']['board']}")
     else:
-        out(f"   failed: {results.get('phase_errors', {}).get('board')}")
+        out("   skipped (BENCH_BOARD_SIZES empty)")
 
     out("")
     latency = results.get("mail_latency")
-    out("3. Booking → SMTP accepted (POST sent → sink's 250), 1 worker")
+    out(
+        f"3. Booking → SMTP accepted (POST sent → sink's 250), 1 worker; target p50 ≤ "
+        f"{_target(meta, 'mail_p50_ms', 500):g} ms"
+    )
     if latency:
         mail = latency["mail_ms"]
         out(
@@ -116,14 +191,15 @@ def table(results: dict) -> str:
     if throughput:
         out(
             f"   {'workers':>7} {'mails':>6} {'mails/s':>8} {'CPU/mail ms':>12} {'worker':>7} {'pg':>6} {'redis':>6} "
-            f"{'sink':>6} {'missing':>8} {'dupes':>6}"
+            f"{'sink':>6} {'missing':>8} {'dupes':>6} {'at sink':>8} {'RQ jobs':>8}"
         )
         for row in throughput:
             cpu = row["cpu_per_mail_ms"]
             out(
                 f"   {row['workers']:>7} {row['mails']:>6} {_fmt(row['mails_per_second'], 0):>8} "
                 f"{row['server_cpu_per_mail_ms']:>12.2f} {cpu.get('worker', 0):>7.2f} {cpu.get('postgres', 0):>6.2f} "
-                f"{cpu.get('redis', 0):>6.2f} {cpu.get('sink', 0):>6.2f} {row['missing']:>8} {row['duplicates']:>6}"
+                f"{cpu.get('redis', 0):>6.2f} {cpu.get('sink', 0):>6.2f} {row['missing']:>8} {row['duplicates']:>6} "
+                f"{row.get('messages_at_sink', '–'):>8} {row.get('rq_jobs_run', '–'):>8}"
             )
     for name, error in results.get("phase_errors", {}).items():
         if name.startswith("worker_throughput"):
@@ -259,7 +335,10 @@ def chart(results: dict, path: Path) -> None:
                 [p + offset for p in positions], [group.get(key) or 0 for _, group in groups], width=0.27, label=key
             )
         axis.axhline(250, color="#C44E52", linestyle="--", linewidth=1, label="250 ms (request p99 target)")
-        axis.axhline(500, color="#8172B3", linestyle=":", linewidth=1, label="500 ms (mail p50 target)")
+        mail_target = _target(meta, "mail_p50_ms", 500)
+        axis.axhline(
+            mail_target, color="#8172B3", linestyle=":", linewidth=1, label=f"{mail_target:g} ms (mail p50 target)"
+        )
         axis.set_xticks(list(positions), [name for name, _ in groups], fontsize=8)
         axis.set_yscale("log")
         axis.legend(fontsize=7)
@@ -274,7 +353,10 @@ def chart(results: dict, path: Path) -> None:
             [row["mails_per_second"] or 0 for row in throughput],
             color="#DD8452",
         )
-        axis.axhline(200, color="#C44E52", linestyle="--", linewidth=1, label="target 200 mails/s")
+        worker_target = _target(meta, "worker_mails_per_second", 200)
+        axis.axhline(
+            worker_target, color="#C44E52", linestyle="--", linewidth=1, label=f"target {worker_target:g} mails/s"
+        )
         axis.legend(fontsize=8)
     axis.set_title("Worker throughput into a local SMTP sink (mails/s)", fontsize=9)
 
