@@ -625,7 +625,7 @@ def _deliver(connection, rows: list[sa.Row]) -> str:
         db.session.rollback()  # a builder that read through the session leaves no transaction open for SMTP
         if mail is None:
             _update_rows(connection, ids, closed_at=utcnow(), closed_reason="gone", due_at=None, claimed_until=None)
-            log.info("mail dropped, its subject is gone", extra={"event": "mail_dropped", **fields})
+            log.info("mail dropped, nothing left to send", extra={"event": "mail_dropped", **fields})
             return "gone"
         smtp_session.send(mail)
     except Exception as error:
