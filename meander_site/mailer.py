@@ -13,7 +13,8 @@ from email.header import Header
 from email.utils import formatdate
 
 from flask import current_app
-from flask_mail import BadHeaderError, Connection, Message, sanitize_address
+from flask_mail import BadHeaderError, Connection, Message
+from flask_mail import sanitize_address as encode_address
 
 CRLF = "\r\n"
 
@@ -140,6 +141,13 @@ def message_bytes(message: Message) -> bytes:
     return (_header_lines(headers) + body).encode("ascii")
 
 
+# Senders, subjects and often recipients repeat from mail to mail; encoding them is most of a header's cost.
+@functools.lru_cache(maxsize=4096)
+def sanitize_address(address: str) -> str:
+    return encode_address(address)
+
+
+@functools.lru_cache(maxsize=1024)
 def _encoded_words(text: str, name: str) -> str:
     if text.isascii() and len(text) + len(name) < 76:
         return text
