@@ -42,8 +42,9 @@ def _server_has_spoken(dbapi_connection) -> bool:
     fileno = getattr(dbapi_connection, "fileno", None)
     if fileno is None:
         return False
+    poller = select.poll()  # not select(): it cannot watch a descriptor numbered 1024 or higher
     try:
-        readable, _, _ = select.select([fileno()], [], [], 0)
+        poller.register(fileno(), select.POLLIN)
     except Exception:  # psycopg raises its own error once it knows the connection is closed
         return True
-    return bool(readable)
+    return bool(poller.poll(0))
