@@ -19,6 +19,8 @@ import functools
 import json
 import logging
 import math
+import queue
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -592,20 +594,87 @@ def _deliver_all(connection, groups: list[list[sa.Row]]) -> tuple[str, bool]:
     outcome, and whether some were handed back. The first always goes: its lease was taken a moment ago."""
     margin = timedelta(seconds=3 * current_app.config["MAIL_TIMEOUT_SECONDS"])
     outcomes = []
-    for index, group in enumerate(groups):
-        if index and utcnow() + margin > min(row.claimed_until for row in group):
-            untried = [row.id for rest in groups[index:] for row in rest]
-            _hand_back(connection, untried)
-            log.warning(
-                "mail handed back, its lease ran short", extra={"event": "mail_handed_back", "count": len(untried)}
-            )
-            _request_job(untried[0], None, timedelta(0), trigger="handed_back")
-            return outcomes[0], True
-        outcomes.append(_deliver(connection, group))
+    with _recorder_for(connection, groups) as recorder:
+        for index, group in enumerate(groups):
+            recorder.raise_error()  # a send the database could not record stops the batch
+            if index and utcnow() + margin > min(row.claimed_until for row in group):
+                untried = [row.id for rest in groups[index:] for row in rest]
+                _hand_back(connection, untried)
+                log.warning(
+                    "mail handed back, its lease ran short",
+                    extra={"event": "mail_handed_back", "count": len(untried)},
+                )
+                _request_job(untried[0], None, timedelta(0), trigger="handed_back")
+                return outcomes[0], True
+            outcomes.append(_deliver(connection, group, recorder.record))
     return outcomes[0], False
 
 
-def _deliver(connection, rows: list[sa.Row]) -> str:
+@contextlib.contextmanager
+def _recorder_for(connection, groups: list[list[sa.Row]]):
+    """How a batch records its sends. On PostgreSQL, with more than one mail to send, a thread records them
+    on a connection of its own, each right after its send and in order, so the commit's wait for the disk
+    overlaps the next SMTP exchange instead of adding to it; the batch ends only once every send is
+    recorded. Otherwise (one mail; SQLite, which has one writer) the job records inline."""
+    if len(groups) < 2 or connection.dialect.name != "postgresql":
+        yield InlineRecorder(connection)
+        return
+    recorder = SendRecorder(current_app._get_current_object())
+    try:
+        yield recorder
+    finally:
+        recorder.close()
+
+
+class InlineRecorder:
+    def __init__(self, connection) -> None:
+        self.connection = connection
+
+    def record(self, kind_name: str, ids: list[uuid.UUID], fields: dict) -> None:
+        _record_sent(self.connection, kind_name, ids)
+        log.info("mail sent (%s)", kind_name, extra={"event": "mail_sent", **fields})
+
+    def raise_error(self) -> None:
+        pass  # a failed record raised where it happened
+
+
+class SendRecorder(InlineRecorder):
+    """Records sends in a thread of its own (see _recorder_for). A failed record stops the batch before its
+    next send; the rest stays leased until the sweep takes it."""
+
+    def __init__(self, app) -> None:
+        self.pending: queue.SimpleQueue = queue.SimpleQueue()
+        self.error: Exception | None = None
+        self.thread = threading.Thread(target=self._run, args=(app,), name="mail-recorder", daemon=True)
+        self.thread.start()
+
+    def record(self, kind_name: str, ids: list[uuid.UUID], fields: dict) -> None:
+        self.raise_error()
+        self.pending.put((kind_name, ids, fields))
+
+    def raise_error(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def close(self) -> None:
+        self.pending.put(None)
+        self.thread.join()
+        self.raise_error()
+
+    def _run(self, app) -> None:
+        with app.app_context():
+            try:
+                with _job_connection() as connection:
+                    self.connection = connection
+                    while (item := self.pending.get()) is not None:
+                        super().record(*item)
+            except Exception as error:  # handed to the job's thread, which stops sending
+                self.error = error
+                while self.pending.get() is not None:
+                    pass  # let close() finish
+
+
+def _deliver(connection, rows: list[sa.Row], record_sent: Callable[[str, list[uuid.UUID], dict], None]) -> str:
     first = rows[0]
     kind_name, attempts = first.kind, max(row.attempts for row in rows)
     ids = [row.id for row in rows]
@@ -652,8 +721,7 @@ def _deliver(connection, rows: list[sa.Row]) -> str:
                 kind_name=kind_name,
             )
         return "failed"
-    _record_sent(connection, kind_name, ids)
-    log.info("mail sent (%s)", kind_name, extra={"event": "mail_sent", **fields})
+    record_sent(kind_name, ids, fields)
     return "sent"
 
 
