@@ -201,7 +201,7 @@ def print_table(results: list[dict]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--leads", type=int, nargs="+", default=[1000, 100000])
-    parser.add_argument("--runs", type=int, default=20, help="warm renders per variant")
+    parser.add_argument("--runs", type=int, default=100, help="warm renders per variant (a few ms each)")
     parser.add_argument("--cold-runs", type=int, default=5, help="renders per variant with the cache emptied")
     parser.add_argument("--json", type=Path, help="also write the results here")
     arguments = parser.parse_args()
