@@ -76,6 +76,12 @@ class Config:
         # Network clients never wait long: a slow Redis must not stall a booking.
         self.REDIS_CONNECT_TIMEOUT_SECONDS = float(os.environ.get("REDIS_CONNECT_TIMEOUT_SECONDS") or 0.25)
         self.REDIS_SOCKET_TIMEOUT_SECONDS = float(os.environ.get("REDIS_SOCKET_TIMEOUT_SECONDS") or 0.25)
+        # The report's computed figures stay in Redis this long at most (reports.cached_build): a backstop, since
+        # their key already changes with the data. Figures computed while the newest change is younger than the
+        # settle time are not kept (a transaction that began earlier may still be committing).
+        self.REPORT_CACHE_SECONDS = env_int("REPORT_CACHE_SECONDS", 600)
+        self.REPORT_CACHE_SETTLE_SECONDS = float(os.environ.get("REPORT_CACHE_SETTLE_SECONDS") or 5)
+        self.REPORT_CACHE_KEY_PREFIX = os.environ.get("REPORT_CACHE_KEY_PREFIX") or "meander:report:"
         self.RQ_QUEUE_NAME = os.environ.get("RQ_QUEUE_NAME") or "confirmations"
         # How often the worker looks for confirmations that are due and unsent.
         self.CONFIRMATION_SWEEP_SECONDS = float(os.environ.get("CONFIRMATION_SWEEP_SECONDS") or 30)

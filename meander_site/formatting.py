@@ -17,6 +17,11 @@ def local_datetime(value: datetime | None) -> str:
     return value.astimezone(OSLO).strftime("%d.%m.%Y kl. %H:%M")
 
 
+def oslo_clock(value: datetime) -> str:
+    """Oslo's wall clock to the minute: «09:14»."""
+    return value.astimezone(OSLO).strftime("%H:%M")
+
+
 def html_datetime(value: datetime | None) -> str:
     """A valid HTML global date-time for <time datetime>: UTC, whole seconds, "Z".
 
@@ -80,6 +85,7 @@ def register(app: Flask) -> None:
     app.add_template_filter(due_label)
     app.add_template_filter(oslo_date_value)
     app.add_template_filter(local_datetime)
+    app.add_template_filter(oslo_clock)
     app.add_template_filter(html_datetime)
     app.add_template_filter(time_since)
     app.jinja_env.globals["is_htmx_request"] = is_htmx_request

@@ -95,7 +95,7 @@ def current_report_filter() -> reports.ReportFilter:
 @bp.get("/report")
 def report():
     report_filter = current_report_filter()
-    built = reports.build(report_filter)
+    built = reports.cached_build(report_filter)
     return render_template(
         "pipeline/report.html",
         report=built,
@@ -117,7 +117,7 @@ def report():
 
 @bp.get("/report.xlsx")
 def report_xlsx():
-    built = reports.build(current_report_filter())
+    built = reports.cached_build(current_report_filter())
     return xlsx_response(exports.report_sheets(built), filename=f"rapport-{utcnow():%Y-%m-%d}.xlsx")
 
 
