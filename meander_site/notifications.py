@@ -65,7 +65,7 @@ class BookingNotice:
 
 
 @outbox.kind(NEW_LEADS_KIND, batched=True)
-def build_new_leads(messages: list[OutboxMessage]) -> Message | None:
+def build_new_leads(messages: list[sa.Row]) -> Message | None:
     recipients = [user.email for user in notified_staff()]
     booking_ids = [message.booking_id for message in messages if message.booking_id]
     rows = (
@@ -210,7 +210,7 @@ def today_demo_conditions(day: date) -> list:
 
 
 @outbox.kind(DIGEST_KIND)
-def build_digest(messages: list[OutboxMessage]) -> Message | None:
+def build_digest(messages: list[sa.Row]) -> Message | None:
     message = messages[0]
     user = db.session.get(User, message.user_id) if message.user_id else None
     if user is None or not user.is_active:

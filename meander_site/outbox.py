@@ -283,7 +283,9 @@ def dispatch(message: OutboxMessage | uuid.UUID, delay: timedelta | None = None)
         if delay is None:
             delay = max(send_after - utcnow(), timedelta(0))
     else:
-        message_id = message
+        # A bare id (an operator's nudge, or one already tried): a job of its own. A waiting job's claims
+        # take only mail nobody has tried, so it might not send this one.
+        return _enqueue(message, job_id_for(message, f"-nudge-{uuid.uuid4().hex[:8]}"), "nudge", delay or timedelta(0))
     return _request_job(message_id, kind_name, delay or timedelta(0), trigger="new")
 
 
@@ -297,7 +299,9 @@ def _request_job(message_id: uuid.UUID, kind_name: str | None, delay: timedelta,
         flag, flag_seconds = _job_flag(slot), int(delay.total_seconds()) + DELAYED_JOB_SECONDS
     else:
         flag, flag_seconds = _job_flag(), PENDING_FLAG_SECONDS
-    job_id = job_id_for(message_id)
+    # A job queued from inside a job gets an id of its own: the running job's id would be overwritten, and
+    # deleted with it when it ends.
+    job_id = job_id_for(message_id, "" if trigger == "new" else f"-{trigger}-{uuid.uuid4().hex[:8]}")
     try:
         if not shared_redis().set(flag, job_id, nx=True, ex=flag_seconds):
             log.info("mail waits for a queued job", extra={"event": "mail_enqueued", **fields, "job": "pending"})
@@ -551,8 +555,9 @@ def _job_app():
 
 @contextlib.contextmanager
 def _job_connection():
-    """One connection for the job's claims and records. In autocommit on PostgreSQL: each statement commits
-    itself, and no transaction stays open while SMTP talks."""
+    """One connection for the job's claims and records (and one more, on PostgreSQL, for a batch's
+    SendRecorder). In autocommit on PostgreSQL: each statement commits itself, and no transaction stays
+    open while SMTP talks."""
     with db.engine.connect() as connection:
         if connection.dialect.name == "postgresql":
             connection = connection.execution_options(isolation_level="AUTOCOMMIT")
@@ -574,9 +579,6 @@ def _send(message_id: uuid.UUID) -> str:
             groups = _claim(connection, message_id)
             outcome, handed_back = _deliver_all(connection, groups) if groups else ("skipped", False)
             while not handed_back:
-                if time.monotonic() - started > JOB_BUDGET_SECONDS:
-                    _request_job(message_id, None, timedelta(0), trigger="successor")  # it takes what is left
-                    break
                 groups = _claim(connection)
                 if not groups:
                     break
@@ -584,6 +586,9 @@ def _send(message_id: uuid.UUID) -> str:
                     # More is waiting: a job for another worker, whose claims skip the rows this one holds.
                     _request_job(message_id, None, timedelta(0), trigger="backlog")
                 handed_back = _deliver_all(connection, groups)[1]
+                if not handed_back and time.monotonic() - started > JOB_BUDGET_SECONDS:
+                    _request_job(message_id, None, timedelta(0), trigger="successor")  # it takes what is left
+                    break
     finally:
         db.session.remove()
     return outcome
@@ -596,7 +601,6 @@ def _deliver_all(connection, groups: list[list[sa.Row]]) -> tuple[str, bool]:
     outcomes = []
     with _recorder_for(connection, groups) as recorder:
         for index, group in enumerate(groups):
-            recorder.raise_error()  # a send the database could not record stops the batch
             if index and utcnow() + margin > min(row.claimed_until for row in group):
                 untried = [row.id for rest in groups[index:] for row in rest]
                 _hand_back(connection, untried)
@@ -614,12 +618,13 @@ def _deliver_all(connection, groups: list[list[sa.Row]]) -> tuple[str, bool]:
 def _recorder_for(connection, groups: list[list[sa.Row]]):
     """How a batch records its sends. On PostgreSQL, with more than one mail to send, a thread records them
     on a connection of its own, each right after its send and in order, so the commit's wait for the disk
-    overlaps the next SMTP exchange instead of adding to it; the batch ends only once every send is
-    recorded. Otherwise (one mail; SQLite, which has one writer) the job records inline."""
+    overlaps the next SMTP exchange instead of adding to it; it is never more than one send behind, and
+    the batch ends only once every send is recorded. Otherwise (one mail; SQLite, which has one writer)
+    the job records inline."""
     if len(groups) < 2 or connection.dialect.name != "postgresql":
         yield InlineRecorder(connection)
         return
-    recorder = SendRecorder(current_app._get_current_object())
+    recorder = SendRecorder(current_app._get_current_object(), connection)
     try:
         yield recorder
     finally:
@@ -627,51 +632,70 @@ def _recorder_for(connection, groups: list[list[sa.Row]]):
 
 
 class InlineRecorder:
+    """Records each send on the job's connection, right after it."""
+
     def __init__(self, connection) -> None:
         self.connection = connection
 
     def record(self, kind_name: str, ids: list[uuid.UUID], fields: dict) -> None:
-        _record_sent(self.connection, kind_name, ids)
-        log.info("mail sent (%s)", kind_name, extra={"event": "mail_sent", **fields})
-
-    def raise_error(self) -> None:
-        pass  # a failed record raised where it happened
+        _record_and_log(self.connection, kind_name, ids, fields)
 
 
 class SendRecorder(InlineRecorder):
-    """Records sends in a thread of its own (see _recorder_for). A failed record stops the batch before its
-    next send; the rest stays leased until the sweep takes it."""
+    """Records sends in a thread of its own (see _recorder_for), never more than one behind: a send waits
+    until the one before it is recorded. A record the thread could not make is not lost: the job's thread
+    makes it on its own connection, and records inline from then on."""
 
-    def __init__(self, app) -> None:
-        self.pending: queue.SimpleQueue = queue.SimpleQueue()
-        self.error: Exception | None = None
+    def __init__(self, app, connection) -> None:
+        super().__init__(connection)
+        self.pending: queue.Queue = queue.Queue(maxsize=1)
+        self.handed_back: tuple | None = None
+        self.broken = False  # set by the thread before it lets go of the record it could not make
         self.thread = threading.Thread(target=self._run, args=(app,), name="mail-recorder", daemon=True)
         self.thread.start()
 
     def record(self, kind_name: str, ids: list[uuid.UUID], fields: dict) -> None:
-        self.raise_error()
-        self.pending.put((kind_name, ids, fields))
-
-    def raise_error(self) -> None:
-        if self.error is not None:
-            raise self.error
+        self.pending.join()  # the send before this one is recorded (or handed back)
+        self._record_handed_back()
+        if self.broken:
+            super().record(kind_name, ids, fields)
+        else:
+            self.pending.put((kind_name, ids, fields))
 
     def close(self) -> None:
-        self.pending.put(None)
+        self.pending.join()
+        if not self.broken:
+            self.pending.put(None)
         self.thread.join()
-        self.raise_error()
+        self._record_handed_back()
+
+    def _record_handed_back(self) -> None:
+        if self.handed_back is not None:
+            item, self.handed_back = self.handed_back, None
+            super().record(*item)
 
     def _run(self, app) -> None:
-        with app.app_context():
-            try:
-                with _job_connection() as connection:
-                    self.connection = connection
-                    while (item := self.pending.get()) is not None:
-                        super().record(*item)
-            except Exception as error:  # handed to the job's thread, which stops sending
-                self.error = error
-                while self.pending.get() is not None:
-                    pass  # let close() finish
+        with app.app_context(), contextlib.ExitStack() as resources:
+            connection = None
+            while (item := self.pending.get()) is not None:
+                try:
+                    connection = connection or resources.enter_context(_job_connection())
+                    _record_and_log(connection, *item)
+                except Exception as error:
+                    log.warning(
+                        "mail send recorded on the job's connection instead",
+                        extra={"event": "mail_record_moved", "error": type(error).__name__},
+                    )
+                    self.handed_back, self.broken = item, True
+                    return  # the thread ends; the job's thread records from here on
+                finally:
+                    self.pending.task_done()
+            self.pending.task_done()
+
+
+def _record_and_log(connection, kind_name: str, ids: list[uuid.UUID], fields: dict) -> None:
+    _record_sent(connection, kind_name, ids)
+    log.info("mail sent (%s)", kind_name, extra={"event": "mail_sent", **fields})
 
 
 def _deliver(connection, rows: list[sa.Row], record_sent: Callable[[str, list[uuid.UUID], dict], None]) -> str:
@@ -690,8 +714,10 @@ def _deliver(connection, rows: list[sa.Row], record_sent: Callable[[str, list[uu
     if attempts > 1:
         log.info("mail retried", extra={"event": "mail_retried", **fields})
     try:
-        mail = KINDS[kind_name].build(rows)
-        db.session.rollback()  # a builder that read through the session leaves no transaction open for SMTP
+        try:
+            mail = KINDS[kind_name].build(rows)
+        finally:
+            db.session.rollback()  # a builder that read through the session leaves no transaction open
         if mail is None:
             _update_rows(connection, ids, closed_at=utcnow(), closed_reason="gone", due_at=None, claimed_until=None)
             log.info("mail dropped, nothing left to send", extra={"event": "mail_dropped", **fields})

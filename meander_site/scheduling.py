@@ -438,12 +438,12 @@ SUBJECTS = {
 }
 
 
-def _superseded(message: OutboxMessage, lead: Lead) -> bool:
+def _superseded(message: sa.Row, lead: Lead) -> bool:
     sequence = json.loads(message.payload or "{}").get("sequence")
     return sequence != lead.demo_sequence
 
 
-def _earlier_invitation_sent(message: OutboxMessage) -> bool:
+def _earlier_invitation_sent(message: sa.Row) -> bool:
     return (
         db.session.execute(
             sa.select(OutboxMessage.id).where(
@@ -457,7 +457,7 @@ def _earlier_invitation_sent(message: OutboxMessage) -> bool:
     )
 
 
-def build_demo_mail(messages: list[OutboxMessage]) -> Message | None:
+def build_demo_mail(messages: list[sa.Row]) -> Message | None:
     message = messages[0]
     lead = db.session.get(Lead, message.lead_id) if message.lead_id else None
     if lead is None or lead.demo_at is None or _superseded(message, lead):
@@ -503,7 +503,7 @@ for _kind in CALENDAR_KINDS:
 
 
 @outbox.kind(TIME_REQUEST_KIND)
-def build_time_request(messages: list[OutboxMessage]) -> Message | None:
+def build_time_request(messages: list[sa.Row]) -> Message | None:
     message = messages[0]
     lead = db.session.get(Lead, message.lead_id) if message.lead_id else None
     if lead is None or lead.demo_change_requested_at is None:

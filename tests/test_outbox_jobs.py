@@ -7,6 +7,7 @@ the RFC 5322 message a mail client expects.
 
 import email
 import logging
+import threading
 from email import policy
 
 import pytest
@@ -213,3 +214,67 @@ def test_a_header_with_a_line_break_is_refused(app):
         message = Message(subject="Hei\r\nBcc: alle@eksempel.no", recipients=["kari@eksempel.no"], body="x")
         with pytest.raises(BadHeaderError):
             mailer.message_bytes(message)
+
+
+def test_a_job_out_of_time_queues_a_successor_and_the_next_booking_still_gets_a_job(app, smtp_server, monkeypatch):
+    monkeypatch.setattr(outbox, "JOB_BUDGET_SECONDS", -1)  # every job is out of time after one batch
+    monkeypatch.setattr(outbox, "CLAIM_BATCH_SIZE", 50)
+    book_many(app, PROSPECTS[:3])
+
+    # The first job sent its own mail and one batch, then queued a successor under an id of its own, which
+    # found nothing left and queued none.
+    assert run_jobs(app) == 2
+    assert delivered_to(smtp_server) == sorted(PROSPECTS[:3])
+
+    make_lead(app, email="senere@eksempel.no")  # no flag is left pointing at a job that is gone
+    assert len(queued_jobs(app)) == 1
+    run_jobs(app)
+    assert "senere@eksempel.no" in delivered_to(smtp_server)
+
+
+def test_a_full_batch_queues_a_job_for_another_worker_and_every_mail_goes_once(app, smtp_server, monkeypatch):
+    monkeypatch.setattr(outbox, "CLAIM_BATCH_SIZE", 2)
+    book_many(app, PROSPECTS)
+
+    assert run_jobs(app) >= 2, "a full batch queued a second job"
+    assert delivered_to(smtp_server) == sorted(PROSPECTS)
+
+    make_lead(app, email="senere@eksempel.no")
+    assert len(queued_jobs(app)) == 1
+    run_jobs(app)
+    assert delivered_to(smtp_server) == sorted([*PROSPECTS, "senere@eksempel.no"])
+
+
+def test_a_send_the_recorder_thread_could_not_record_is_recorded_by_the_job_and_not_sent_again(
+    app, smtp_server, monkeypatch, caplog
+):
+    if db_dialect(app) != "postgresql":
+        pytest.skip("PostgreSQL only: on SQLite (one writer) the job records every send itself")
+    record_sent = outbox._record_sent
+    failures = []
+
+    def recorder_thread_loses_its_connection_once(connection, kind_name, ids):
+        # A fault in the recorder's thread only (its connection dropped, say): the job's thread must take over.
+        if threading.current_thread().name == "mail-recorder" and not failures:
+            failures.append(ids)
+            raise sa.exc.OperationalError("UPDATE", {}, ConnectionError("connection lost"))
+        return record_sent(connection, kind_name, ids)
+
+    monkeypatch.setattr(outbox, "_record_sent", recorder_thread_loses_its_connection_once)
+    book_many(app, PROSPECTS)
+    with caplog.at_level(logging.WARNING):
+        run_jobs(app)
+
+    assert failures, "the batch was recorded by the recorder thread"
+    assert [record.event for record in caplog.records if getattr(record, "event", "") == "mail_record_moved"] == [
+        "mail_record_moved"
+    ]
+    assert delivered_to(smtp_server) == sorted(PROSPECTS)
+    assert all(row.sent_at is not None for row in confirmations_by_address(app).values())
+    with app.app_context():
+        unsent = db.session.scalar(
+            sa.select(sa.func.count())
+            .select_from(OutboxMessage)
+            .where(OutboxMessage.kind == confirmations.KIND, OutboxMessage.sent_at.is_(None))
+        )
+    assert unsent == 0
