@@ -251,18 +251,19 @@ PENDING_FLAG_SECONDS = 30
 DELAYED_JOB_SECONDS = 5
 
 
+def _job_flag_prefix() -> str:
+    return f"meander:{current_app.config['RQ_QUEUE_NAME']}:mail-job-"
+
+
 def _job_flag(run_at_slot: int | None = None) -> str:
-    queue_name = current_app.config["RQ_QUEUE_NAME"]
-    if run_at_slot is None:
-        return f"meander:{queue_name}:mail-job-pending"
-    return f"meander:{queue_name}:mail-job-at:{run_at_slot}"
+    return _job_flag_prefix() + ("pending" if run_at_slot is None else f"at:{run_at_slot}")
 
 
 def forget_waiting_jobs() -> None:
     """Drop the flags of queued jobs (after emptying the queue, as tests and benchmarks do): the next mail
     queues a job of its own instead of counting on one that is gone."""
     connection = shared_redis()
-    flags = list(connection.scan_iter(match=_job_flag().replace("-pending", "-*"), count=1000))
+    flags = list(connection.scan_iter(match=_job_flag_prefix() + "*", count=1000))
     if flags:
         connection.delete(*flags)
 
@@ -403,15 +404,7 @@ def _claim_statement(dialect: str, own: bool):
         ]
     else:
         lead_columns = [picked.c[f"lead_{name}"] for name in LEAD_MAIL_FIELDS]
-    return (
-        sa.update(table)
-        .where(table.c.id == picked.c.id)
-        .values(
-            claimed_until=sa.bindparam("until", type_=table.c.claimed_until.type),
-            attempts=table.c.attempts + 1,
-        )
-        .returning(*table.c, *lead_columns)
-    )
+    return _lease(picked, lead_columns)
 
 
 @functools.cache
@@ -432,11 +425,18 @@ def _siblings_statement():
         .with_for_update(skip_locked=True)
         .subquery("picked")
     )
+    return _lease(picked, [sa.null().label(f"lead_{name}") for name in LEAD_MAIL_FIELDS])
+
+
+def _lease(picked, lead_columns: list):
+    """The claim itself: the picked rows get a lease until :until and one more attempt, and come back whole,
+    with the lead's mail fields beside them."""
+    table = OutboxMessage.__table__
     return (
         sa.update(table)
         .where(table.c.id == picked.c.id)
         .values(claimed_until=sa.bindparam("until", type_=table.c.claimed_until.type), attempts=table.c.attempts + 1)
-        .returning(*table.c, *(sa.null().label(f"lead_{name}") for name in LEAD_MAIL_FIELDS))
+        .returning(*table.c, *lead_columns)
     )
 
 
@@ -520,8 +520,9 @@ def _update_rows(connection, message_ids: list[uuid.UUID], **values) -> None:
 
 
 def _record_failure(connection, message_ids: list[uuid.UUID], attempts: int, error: Exception) -> None:
-    intervals = retry_intervals()
-    backoff = min(timedelta(seconds=intervals[min(attempts, len(intervals)) - 1]), MAX_SWEEP_BACKOFF)
+    # The sweep backs off along the retry schedule, and stays at its last step once it is used up.
+    retry_in = _retry_delay(attempts) or timedelta(seconds=retry_intervals()[-1])
+    backoff = min(retry_in, MAX_SWEEP_BACKOFF)
     _update_rows(
         connection,
         message_ids,
