@@ -12,7 +12,7 @@ import os
 
 from gunicorn.glogging import Logger
 
-from meander_site.logging_setup import WithoutClientAddresses
+from meander_site.core.logging_setup import WithoutClientAddresses
 
 
 def _int_env(name: str, default: int) -> int:
@@ -77,7 +77,7 @@ if os.environ.get("LOG_FORMAT", "").strip().lower() == "json":
     logconfig_dict = {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"json": {"()": "meander_site.logging_setup.JsonFormatter"}},
+        "formatters": {"json": {"()": "meander_site.core.logging_setup.JsonFormatter"}},
         "handlers": {
             "json_stderr": _json_stream,
             "json_stdout": {**_json_stream, "stream": "ext://sys.stdout"},

@@ -1,12 +1,31 @@
-"""Meander's sales site: the application factory, assembled from small steps."""
+"""Meander's sales site: the application factory, assembled from small steps.
 
-import sqlalchemy as sa
+This is the composition root: the one module that knows every area (ARCHITECTURE.md has the map). Each area
+registers itself here: its blueprint, its CLI group. Development-only pages are added by dev/app.py, never here.
+"""
+
+import functools
+import logging
+
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import database, formatting, hosts, logging_setup, security, static_assets
+from . import business_hours, errors
+from .accounts.cli import users_cli
+from .accounts.views import bp as accounts_bp
+from .accounts.views import settings_bp, team_bp
+from .booking.views import bp as booking_bp
 from .config import INSTANCE_DIR, PROJECT_ROOT, Config, refuse_unsafe_production
+from .core import database, formatting, hosts, logging_setup, rate_limits, security, static_assets
 from .extensions import csrf, db, limiter, login_manager, mail, migrate
+from .mail.cli import mail_cli
+from .ops.views import bp as ops_bp
+from .pipeline.views import admin_bp as pipeline_admin_bp
+from .pipeline.views import bp as pipeline_bp
+from .reporting.views import bp as reporting_bp
+from .slots.views import bp as demo_settings_bp
+
+log = logging.getLogger(__name__)
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -25,16 +44,21 @@ def create_app(config: dict | None = None) -> Flask:
     hosts.register(app)
     register_extensions(app)
     register_blueprints(app)
-    register_error_handlers(app)
+    errors.register(app)
     register_response_headers(app)
     register_commands(app)
     formatting.register(app)
+    app.add_template_filter(business_hours.format_minutes, "duration_minutes")
     static_assets.init_app(app)
     return app
 
 
 def configure_logging(app: Flask) -> None:
     logging_setup.configure_logging(app.config["LOG_FORMAT"], app.config["LOG_LEVEL"])
+    for old, new in app.config["DEPRECATED_SETTINGS"].items():
+        log.warning(
+            "setting %s is deprecated: set %s instead", old, new, extra={"event": "deprecated_setting", "setting": old}
+        )
 
 
 def trust_proxies(app: Flask) -> None:
@@ -48,10 +72,16 @@ def register_extensions(app: Flask) -> None:
     INSTANCE_DIR.mkdir(exist_ok=True)
     db.init_app(app)
     with app.app_context():
-        tune_sqlite(db.engine)
+        database.tune_sqlite(db.engine)
         database.ping_stale_connections(db.engine, app.config["DATABASE_PING_AFTER_IDLE_SECONDS"])
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
     mail.init_app(app)
+    # Every limit counts in Redis, and in this app's database while Redis is down (core/rate_limits.py).
+    app.config["RATELIMIT_STORAGE_URI"] = rate_limits.with_database_fallback(app.config["RATELIMIT_STORAGE_URI"])
+    app.config["RATELIMIT_STORAGE_OPTIONS"] = {
+        **app.config["RATELIMIT_STORAGE_OPTIONS"],
+        "database": functools.partial(database_engine, app),
+    }
     # The limiter's before_request runs ahead of CSRF's, so rejected tokens count against the limit too.
     limiter.init_app(app)
     csrf.init_app(app)
@@ -59,47 +89,25 @@ def register_extensions(app: Flask) -> None:
     login_manager.session_protection = None  # the server-side session token is the protection
 
 
-def tune_sqlite(engine: sa.Engine) -> None:
-    if engine.dialect.name != "sqlite":
-        return
-
-    @sa.event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, _record):
-        cursor = dbapi_connection.cursor()
-        # WAL lets the worker and web processes read while one writes; busy_timeout makes writers queue.
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=15000")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.close()
-        # SQLite's lower() knows only ASCII; search must find «Øyvind» when typed «øyvind».
-        dbapi_connection.create_function("lower", 1, _unicode_lower, deterministic=True)
-
-
-def _unicode_lower(value):
-    return value.lower() if isinstance(value, str) else value
+def database_engine(app: Flask):
+    """The app's engine, also outside a request (the limiter's storage is reset from tests and the CLI)."""
+    with app.app_context():
+        return db.engine
 
 
 def register_blueprints(app: Flask) -> None:
-    from .auth import bp as auth_bp
-    from .ops import bp as ops_bp
-    from .pipeline import bp as pipeline_bp
-    from .public import bp as public_bp
-
-    app.register_blueprint(public_bp)
-    app.register_blueprint(auth_bp)
-    app.register_blueprint(pipeline_bp)
-    app.register_blueprint(ops_bp)
-    if app.config["MAIL_SINK_DIR"] and app.config["ENV_NAME"] != "production":
-        from .devmail import bp as devmail_bp
-
-        app.register_blueprint(devmail_bp)
-
-
-def register_error_handlers(app: Flask) -> None:
-    from .errors import register
-
-    register(app)
+    for blueprint in (
+        booking_bp,
+        accounts_bp,
+        settings_bp,
+        team_bp,
+        demo_settings_bp,
+        pipeline_bp,
+        pipeline_admin_bp,
+        reporting_bp,
+        ops_bp,
+    ):
+        app.register_blueprint(blueprint)
 
 
 def register_response_headers(app: Flask) -> None:
@@ -113,8 +121,6 @@ def register_response_headers(app: Flask) -> None:
 
 
 def register_commands(app: Flask) -> None:
-    from .commands import demo_data_command, mail_cli, users_cli
-
+    # `flask demo-data` comes from the dev package as a Flask CLI plugin (pyproject.toml), not from here.
     app.cli.add_command(mail_cli)
     app.cli.add_command(users_cli)
-    app.cli.add_command(demo_data_command)

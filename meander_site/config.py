@@ -3,7 +3,7 @@
 import os
 from pathlib import Path
 
-from .redis_client import fail_fast_options
+from .core.redis_client import fail_fast_options
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = PROJECT_ROOT / "instance"
@@ -17,6 +17,21 @@ def env_flag(name: str, default: bool = False) -> bool:
     if value is None or value.strip() == "":
         return default
     return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+# Settings that govern every mail once carried the confirmation's name: old name -> new name.
+RENAMED_SETTINGS = {
+    "CONFIRMATION_SWEEP_SECONDS": "MAIL_SWEEP_SECONDS",
+    "CONFIRMATION_SWEEP_GRACE_SECONDS": "MAIL_SWEEP_GRACE_SECONDS",
+    "CONFIRMATION_SEND_LEASE_SECONDS": "MAIL_SEND_LEASE_SECONDS",
+    "CONFIRMATION_RETRY_INTERVALS": "MAIL_RETRY_INTERVALS",
+}
+
+
+def renamed_setting(name: str) -> str | None:
+    """The environment's value for a renamed setting: its new name, else its old one."""
+    old = next(old for old, new in RENAMED_SETTINGS.items() if new == name)
+    return os.environ.get(name) or os.environ.get(old) or None
 
 
 def env_int(name: str, default: int) -> int:
@@ -76,31 +91,69 @@ class Config:
         # Network clients never wait long: a slow Redis must not stall a booking.
         self.REDIS_CONNECT_TIMEOUT_SECONDS = float(os.environ.get("REDIS_CONNECT_TIMEOUT_SECONDS") or 0.25)
         self.REDIS_SOCKET_TIMEOUT_SECONDS = float(os.environ.get("REDIS_SOCKET_TIMEOUT_SECONDS") or 0.25)
-        # The report's computed figures stay in Redis this long at most (reports.cached_build): a backstop, since
+        # The report's computed figures stay in Redis this long at most (reporting/cache.py): a backstop, since
         # their key already changes with the data. Figures computed while the newest change is younger than the
         # settle time are not kept (a transaction that began earlier may still be committing).
         self.REPORT_CACHE_SECONDS = env_int("REPORT_CACHE_SECONDS", 600)
         self.REPORT_CACHE_SETTLE_SECONDS = float(os.environ.get("REPORT_CACHE_SETTLE_SECONDS") or 5)
         self.REPORT_CACHE_KEY_PREFIX = os.environ.get("REPORT_CACHE_KEY_PREFIX") or "meander:report:"
         self.RQ_QUEUE_NAME = os.environ.get("RQ_QUEUE_NAME") or "confirmations"
-        # How often the worker looks for confirmations that are due and unsent.
-        self.CONFIRMATION_SWEEP_SECONDS = float(os.environ.get("CONFIRMATION_SWEEP_SECONDS") or 30)
-        # A booking's mail becomes the sweep's business this long after the booking, if still unsent.
-        self.CONFIRMATION_SWEEP_GRACE_SECONDS = float(os.environ.get("CONFIRMATION_SWEEP_GRACE_SECONDS") or 60)
-        self.CONFIRMATION_RETRY_INTERVALS = [15, 60, 300, 900, 3600]
+        # These govern every mail, not only confirmations: the old CONFIRMATION_* names are still read (with a
+        # warning in the log at start-up), the MAIL_* name wins when both are set.
+        self.DEPRECATED_SETTINGS = {old: new for old, new in RENAMED_SETTINGS.items() if os.environ.get(old)}
+        # How often the worker looks for mail that is due and unsent.
+        self.MAIL_SWEEP_SECONDS = float(renamed_setting("MAIL_SWEEP_SECONDS") or 30)
+        # A mail becomes the sweep's business this long after it was due, if still unsent.
+        self.MAIL_SWEEP_GRACE_SECONDS = float(renamed_setting("MAIL_SWEEP_GRACE_SECONDS") or 60)
+        # RQ's delays in seconds before each retry of a failed mail; then the sweep takes over. From the environment
+        # too, so a worker started by the tests retries within seconds as the tests' own app does.
+        self.MAIL_RETRY_INTERVALS = [
+            int(seconds) for seconds in (renamed_setting("MAIL_RETRY_INTERVALS") or "15,60,300,900,3600").split(",")
+        ]
         # A worker killed mid-send releases the mail after this; keep it above MAIL_TIMEOUT_SECONDS.
-        self.CONFIRMATION_SEND_LEASE_SECONDS = float(os.environ.get("CONFIRMATION_SEND_LEASE_SECONDS") or 90)
+        self.MAIL_SEND_LEASE_SECONDS = float(renamed_setting("MAIL_SEND_LEASE_SECONDS") or 90)
+        # How often the worker checks whether the morning digests are due (they go out from DIGEST_AT).
+        self.DIGEST_CHECK_SECONDS = float(os.environ.get("DIGEST_CHECK_SECONDS") or 60)
+        # How often the worker looks for hosts' calendar feeds due a fetch (each is read every 5 minutes).
+        self.CALENDAR_FEED_CHECK_SECONDS = float(os.environ.get("CALENDAR_FEED_CHECK_SECONDS") or 60)
+        # How often the worker looks for first-contact clocks at their halfway point or past their time.
+        self.ESCALATION_CHECK_SECONDS = float(os.environ.get("ESCALATION_CHECK_SECONDS") or 30)
+
+        # Webhooks and calendar feeds (core/outbound_http.py) never reach loopback, private or metadata addresses.
+        # The tests' local HTTP servers are on 127.0.0.1: "1" lets requests reach loopback (only). Never in production.
+        self.OUTBOUND_ALLOW_LOOPBACK = os.environ.get("OUTBOUND_ALLOW_LOOPBACK") == "1"
+        # A chat webhook that has not answered by then is tried again later.
+        self.CHAT_WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("CHAT_WEBHOOK_TIMEOUT_SECONDS") or 10)
+        self.OUTBOUND_TIMEOUT_SECONDS = float(os.environ.get("OUTBOUND_TIMEOUT_SECONDS") or 10)
 
         self.LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT") or "10 per 15 minutes"
         self.STAFF_SESSION_HOURS = float(os.environ.get("STAFF_SESSION_HOURS") or 12)
+        # The second sign-in step (two-factor code): per account whose password was right, and per client address.
+        self.TWO_FACTOR_RATE_LIMIT = os.environ.get("TWO_FACTOR_RATE_LIMIT") or "5 per 15 minutes"
+        self.TWO_FACTOR_IP_RATE_LIMIT = os.environ.get("TWO_FACTOR_IP_RATE_LIMIT") or "20 per 15 minutes"
+        # «Glemt passord?»: per address asked for, and per client address.
+        self.PASSWORD_RESET_RATE_LIMIT = os.environ.get("PASSWORD_RESET_RATE_LIMIT") or "3 per hour"
+        self.PASSWORD_RESET_IP_RATE_LIMIT = os.environ.get("PASSWORD_RESET_IP_RATE_LIMIT") or "10 per hour"
+        # Lead creation attempts: bookings that passed validation, per client address (the seed's limit).
         self.BOOKING_RATE_LIMIT = os.environ.get("BOOKING_RATE_LIMIT") or "5 per hour"
+        # Every POST on the public site, refused ones too (invalid, no CSRF token), per client address: looser, so a
+        # prospect who mistypes a phone number twice is not locked out.
+        self.BOOKING_ATTEMPT_RATE_LIMIT = os.environ.get("BOOKING_ATTEMPT_RATE_LIMIT") or "30 per hour"
+        # «Be om et annet tidspunkt» per confirmation link, whichever addresses post it (besides the per-address
+        # booking limit): the link travels in every calendar invitation.
+        self.WISH_RATE_LIMIT = os.environ.get("WISH_RATE_LIMIT") or "3 per hour"
+        # Picking, moving and cancelling a self-booked demo, per confirmation link (the rules allow 3 moves).
+        self.DEMO_CHANGE_RATE_LIMIT = os.environ.get("DEMO_CHANGE_RATE_LIMIT") or "6 per hour"
         self.RATELIMIT_STORAGE_URI = redis_url_for_limits(self.REDIS_URL)
         self.RATELIMIT_STORAGE_OPTIONS = fail_fast_options(
             self.REDIS_CONNECT_TIMEOUT_SECONDS, self.REDIS_SOCKET_TIMEOUT_SECONDS
         )
         self.RATELIMIT_STRATEGY = "moving-window"
-        self.RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
-        self.RATELIMIT_SWALLOW_ERRORS = True  # a broken limiter must never fail a booking
+        # No per-process memory fallback: it would multiply every limit by the number of processes. While Redis
+        # is down the limits count in the database (core/rate_limits.py); a limiter that can reach neither
+        # refuses with a 503 instead of letting requests through uncounted.
+        self.RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = False
+        self.RATELIMIT_SWALLOW_ERRORS = False
         self.RATELIMIT_KEY_PREFIX = os.environ.get("RATELIMIT_KEY_PREFIX") or "meander"
 
         self.SQLALCHEMY_ENGINE_OPTIONS = engine_options(self.SQLALCHEMY_DATABASE_URI)

@@ -7,20 +7,27 @@ import time
 from flask import Flask, current_app, render_template, request
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from .accounts.forms import ForgotPasswordForm, LoginForm
+from .accounts.pages import render_code_step, render_forgot_password, render_login
+from .booking.forms import DemoBookingForm
+from .booking.pages import render_booking_form, render_confirmation
+from .core.rate_limits import RateLimitsUnavailable
 from .extensions import limiter
-from .sales import LeadNotFound
+from .leads.records import LeadNotFound, find_by_masked_ref
 
 log = logging.getLogger(__name__)
 
 RETYPE_NOTICE = "Skjemaet var utløpt. Vi har tatt vare på det du skrev – trykk «Send forespørsel» igjen."
 CONTACT_ADDRESS = "demo@meander.no"
+# What a page says when the limits cannot be counted anywhere (Redis and the database both down).
+LIMITS_UNAVAILABLE_RETRY_SECONDS = 60
 
 
 def _is_booking_post() -> bool:
-    return request.method == "POST" and request.endpoint == "public.book_demo"
+    return request.method == "POST" and request.endpoint == "booking.submit_booking"
 
 
 def _body_within_limit() -> bool:
@@ -30,10 +37,6 @@ def _body_within_limit() -> bool:
 
 def _booking_form_again(notice: str, status: int):
     """The form as they typed it; empty when the body is too big to read (a limit never reads it)."""
-    # Imported here: the public blueprint imports this package's extensions.
-    from .public.forms import DemoBookingForm
-    from .public.views import render_booking_form
-
     form = None
     if _body_within_limit():
         try:
@@ -41,6 +44,11 @@ def _booking_form_again(notice: str, status: int):
         except HTTPException:  # a body that does not parse: start them on an empty form
             form = None
     return render_booking_form(form or DemoBookingForm(formdata=None), notice=notice, status=status)
+
+
+def _confirmed_lead():
+    """The lead whose confirmation page posted this request, if the link names one."""
+    return find_by_masked_ref((request.view_args or {}).get("masked_ref", ""))
 
 
 def seconds_until_retry() -> int:
@@ -57,6 +65,30 @@ def try_again_in(seconds: int) -> Markup:
     return Markup(
         'Prøv igjen om {} {}, eller send oss en e-post på <a href="mailto:{}">{}</a> hvis du ikke kan vente.'
     ).format(minutes, unit, CONTACT_ADDRESS, CONTACT_ADDRESS)
+
+
+def _come_back_later(
+    status: int, retry_after: int, *, booking: str, wish: str, login: str, code: str, reset: str, title: str
+):
+    """A 429 or a 503 that says what happened and how long to wait: the booking form and the wish keep what was
+    typed, the login form keeps the email (the CSRF check has read the size-capped form already)."""
+    wait = try_again_in(retry_after)
+    kept = " Det du skrev, står fortsatt i skjemaet. "
+    if _is_booking_post():
+        response = _booking_form_again(escape(booking + kept) + wait, status)
+    elif request.endpoint == "booking.request_other_time" and (lead := _confirmed_lead()) is not None:
+        response = render_confirmation(lead, errors={"wish": escape(wish + kept) + wait}, status=status)
+    elif request.endpoint == "accounts.login":
+        response = render_login(LoginForm(), error=escape(login + " ") + wait, status=status)
+    elif request.endpoint == "accounts.enter_code":
+        response = render_code_step(notice=escape(code + " ") + wait, status=status)
+    elif request.endpoint == "accounts.request_password_reset":
+        response = render_forgot_password(ForgotPasswordForm(), notice=escape(reset + " ") + wait, status=status)
+    else:
+        response = render_template("errors/error.html", title=title, message=wait), status
+    response = current_app.make_response(response)
+    response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 def register(app: Flask) -> None:
@@ -84,24 +116,30 @@ def register(app: Flask) -> None:
                 "limit": str(current.limit) if current else None,
             },
         )
-        retry_after = seconds_until_retry()
-        wait = try_again_in(retry_after)
-        if _is_booking_post():
-            notice = Markup("Du har sendt mange forespørsler på kort tid. Vi har tatt vare på det du skrev. ") + wait
-            response = _booking_form_again(notice, 429)
-        elif request.endpoint == "auth.login":
-            from .auth.forms import LoginForm
-            from .auth.views import render_login
+        return _come_back_later(
+            429,
+            getattr(error, "retry_after", None) or seconds_until_retry(),
+            booking="Du har sendt mange forespørsler på kort tid.",
+            wish="Du har sendt mange ønsker på kort tid.",
+            login="For mange innloggingsforsøk på kort tid.",
+            code="For mange forsøk med kode på kort tid.",
+            reset="Du har bedt om mange lenker på kort tid.",
+            title="For mange forespørsler",
+        )
 
-            # The login form was read by the CSRF check already (its size is capped), so the email stays.
-            response = render_login(
-                LoginForm(), error=Markup("For mange innloggingsforsøk på kort tid. ") + wait, status=429
-            )
-        else:
-            response = render_template("errors/error.html", title="For mange forespørsler", message=wait), 429
-        response = app.make_response(response)
-        response.headers["Retry-After"] = str(retry_after)
-        return response
+    @app.errorhandler(RateLimitsUnavailable)
+    def limits_unavailable(error):
+        # Logged where it happened (core/rate_limits.py): neither Redis nor the database could count the request.
+        return _come_back_later(
+            503,
+            LIMITS_UNAVAILABLE_RETRY_SECONDS,
+            booking="Vi kan ikke ta imot forespørsler akkurat nå.",
+            wish="Vi kan ikke ta imot ønsker akkurat nå.",
+            login="Innloggingen er utilgjengelig akkurat nå.",
+            code="Innloggingen er utilgjengelig akkurat nå.",
+            reset="Vi kan ikke sende lenker akkurat nå.",
+            title="Prøv igjen om litt",
+        )
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(error):

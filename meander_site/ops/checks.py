@@ -4,8 +4,8 @@ import logging
 
 import sqlalchemy as sa
 
+from ..core.redis_client import shared_redis
 from ..extensions import db
-from ..redis_client import shared_redis
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,9 @@
-from flask import jsonify
+from flask import Blueprint, jsonify
 
 from ..extensions import limiter
-from . import bp
 from .checks import readiness
 
+bp = Blueprint("ops", __name__)
 # Probes come often and from the platform's own addresses: they must never use up a rate limit.
 limiter.exempt(bp)
 

@@ -1,5 +1,2 @@
-from flask import Blueprint
-
-bp = Blueprint("pipeline", __name__, url_prefix="/pipeline")
-
-from . import demo_views, follow_up_views, report_views, views  # noqa: E402,F401  (registers the routes)
+"""The sales pipeline: the board's read model (board.py), moves (moves.py), follow-up (owners, next steps, notes,
+the timeline), a lead's details and history, the morning digest, and the staff pages (views/)."""

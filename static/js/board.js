@@ -98,6 +98,12 @@
         if (pending.focusAfter) menuButton(fresh).focus();
       }
     });
+    container.querySelectorAll("template[data-clock-for]").forEach(function (template) {
+      var card = document.getElementById("card-" + template.dataset.clockFor);
+      var clock = card && card.querySelector("time[data-clock]");
+      if (clock) clock.textContent = template.content.textContent;
+      template.remove();
+    });
     updateSwitcherCounts();
   }
 
@@ -154,9 +160,19 @@
     var reasonField = form.querySelector("[data-for=reason]");
     var column = columnElement(status);
     var needsReason = column.dataset.requiresReason === "true";
+    // data-requires-value: the agreed annual value; its rule is the server's (a refusal is a 422 that keeps the card).
+    var needsValue = column.dataset.requiresValue === "true";
+    var value = document.getElementById("move-deal-value");
+    var valueError = document.getElementById("move-deal-value-error");
+    form.querySelector("[data-for=deal_value]").hidden = !needsValue;
+    value.required = needsValue;
+    value.value = "";
+    valueError.hidden = true;
     document.getElementById("move-dialog-title").textContent = column.dataset.dialogTitle;
     document.getElementById("move-dialog-lead").textContent = card.dataset.organization || "";
     reasonField.hidden = !needsReason;
+    // A lost lead's booked demo is cancelled, and the prospect is told: the dialog says so (the text is the server's).
+    document.getElementById("move-dialog-demo").hidden = !(needsReason && card.hasAttribute("data-has-demo"));
     reason.required = needsReason;
     reason.value = "";
     note.value = "";
@@ -170,14 +186,23 @@
         reason.setAttribute("aria-invalid", "true");
         reason.setAttribute("aria-describedby", "move-reason-error");
         reason.focus();
+      } else if (confirmed && needsValue && !value.value.trim()) {
+        event.preventDefault();
+        valueError.hidden = false;
+        value.setAttribute("aria-invalid", "true");
+        value.setAttribute("aria-describedby", "move-deal-value-hint move-deal-value-error");
+        value.focus();
       }
     }
     function onClose() {
       form.removeEventListener("submit", onSubmit);
       dialog.removeEventListener("close", onClose);
       reason.removeAttribute("aria-invalid");
+      value.removeAttribute("aria-invalid");
       if (dialog.returnValue === "confirm") {
-        onConfirm({ reason: needsReason ? reason.value : "", note: note.value });
+        var details = { reason: needsReason ? reason.value : "", note: note.value };
+        if (needsValue) details.deal_value = value.value;
+        onConfirm(details);
       } else {
         onCancel();
       }
@@ -186,7 +211,7 @@
     dialog.addEventListener("close", onClose);
     dialog.returnValue = "";
     dialog.showModal();
-    (needsReason ? reason : note).focus();
+    (needsReason ? reason : needsValue ? value : note).focus();
   }
 
   // --- drag and drop ---------------------------------------------------------------------------------------

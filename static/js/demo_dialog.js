@@ -69,6 +69,8 @@
     var menu = button.closest("details");
     if (menu) menu.open = false;
     ask(card, function (values) {
+      // The demo as this card showed it: someone else's move in the meantime makes the server answer 409.
+      values.demo_sequence = button.dataset.demoSequence;
       htmx.ajax("POST", button.dataset.demoUrl, {
         source: card || button,
         target: "#board-messages",
