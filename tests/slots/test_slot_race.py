@@ -1,0 +1,79 @@
+"""Twenty prospects post the same slot at once with one host: exactly one demo at that time, twenty leads stored,
+nineteen pages offering other times. Real threads, a real database (SQLite's one write transaction, PostgreSQL's
+advisory lock and exclusion constraint)."""
+
+import re
+
+import sqlalchemy as sa
+from helpers.accounts import make_user
+from helpers.booking import CSRF_INPUT, VALID_BOOKING
+from helpers.staff import STAFF_PASSWORD
+from helpers.waiting import run_together
+
+from meander_site.extensions import db
+from meander_site.leads.models import Lead
+from meander_site.slots.models import SlotClaim
+
+PROSPECTS = 20
+SLOT_INPUT = re.compile(r'<input type="radio" id="slot-[0-9T-]+" name="slot" value="([0-9T:-]{16})"')
+
+
+def test_twenty_prospects_posting_one_slot_with_one_host_get_one_demo_and_nineteen_other_offers(app, staff_user):
+    first_client = app.test_client()
+    slot = SLOT_INPUT.search(first_client.get("/demo").get_data(as_text=True)).group(1)
+
+    def post(n: int, barrier):
+        client = app.test_client()
+        address = {"REMOTE_ADDR": f"10.19.0.{n + 1}"}
+        token = CSRF_INPUT.search(client.get("/demo", environ_overrides=address).get_data(as_text=True)).group(1)
+        data = {**VALID_BOOKING, "email": f"prospekt{n}@lhl.no", "slot": slot, "csrf_token": token}
+        barrier.wait()
+        response = client.post("/demo", data=data, environ_overrides=address)
+        page = client.get(response.headers["Location"], environ_overrides=address).get_data(as_text=True)
+        return response.status_code, "tatt=1" in response.headers["Location"], page
+
+    results = run_together(PROSPECTS, post)
+
+    assert [status for status, _, _ in results] == [303] * PROSPECTS
+    taken_pages = [page for _, taken, page in results if taken]
+    booked_pages = [page for _, taken, page in results if not taken]
+    assert len(booked_pages) == 1 and "Demoen er avtalt" in booked_pages[0]
+    assert len(taken_pages) == PROSPECTS - 1
+    for page in taken_pages:
+        offered = SLOT_INPUT.findall(page)
+        assert "Tidspunktet ble nettopp tatt" in page and offered and slot not in offered
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Lead)) == PROSPECTS
+        claims = db.session.execute(sa.select(SlotClaim)).scalars().all()
+        assert len(claims) == 1
+        scheduled = db.session.scalar(
+            sa.select(sa.func.count()).select_from(Lead).where(Lead.status == "demo_scheduled")
+        )
+        assert scheduled == 1
+
+
+def test_prospects_booking_different_times_at_once_with_three_hosts_all_get_a_page(app, staff_user):
+    """Every host in the assignment pool, every pool member held by some booking at some moment: a booking
+    that has written its lead must not wait for the members other bookings hold (a deadlock on PostgreSQL,
+    found by bench/ as 500s)."""
+    for n in (1, 2):
+        make_user(app, f"vert{n}@meander.no", f"Vert {n}", STAFF_PASSWORD)
+    offered = SLOT_INPUT.findall(app.test_client().get("/demo").get_data(as_text=True))
+    prospects = min(16, len(offered))
+
+    def post(n: int, barrier):
+        client = app.test_client()
+        address = {"REMOTE_ADDR": f"10.20.0.{n + 1}"}
+        token = CSRF_INPUT.search(client.get("/demo", environ_overrides=address).get_data(as_text=True)).group(1)
+        data = {**VALID_BOOKING, "email": f"flere{n}@lhl.no", "slot": offered[n], "csrf_token": token}
+        barrier.wait()
+        return client.post("/demo", data=data, environ_overrides=address).status_code
+
+    for _ in range(3):  # a race has to be given its chances
+        assert run_together(prospects, post) == [303] * prospects
+        with app.app_context():
+            db.session.execute(sa.delete(SlotClaim))
+            db.session.execute(sa.delete(Lead))
+            db.session.commit()
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Lead)) == 0
