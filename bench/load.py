@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+SLOT = re.compile(r'name="slot" value="([0-9T:-]{16})"')
 REQUEST_TIMEOUT_SECONDS = 10.0
 # 127.0.0.0/8 minus 127.0.x.x (127.0.0.1 is everybody's), network and broadcast-looking hosts.
 _HOSTS_PER_BLOCK = 254 * 256
@@ -57,6 +58,9 @@ class Outcome:
     post_sent_wall: float = 0.0  # time.time() just before the POST went out: compared with the sink's clock
     error: str | None = None
     statuses: list[int] = field(default_factory=list)
+    body: str = ""  # the form's HTML, for a booking that picks one of its free times
+    prepared: tuple[str, str] | None = None  # (token, cookies) of a form fetched ahead of its POST
+    taken: bool = False  # a booking with a time someone else took first (the answer's Location says «tatt»)
 
     @property
     def get_ms(self) -> float:
@@ -107,6 +111,7 @@ class Client:
         response = connection.getresponse()
         body = response.read().decode()
         outcome.get_end = time.perf_counter()
+        outcome.body = body
         outcome.statuses.append(response.status)
         if response.status != 200:
             raise RuntimeError(f"GET /demo answered {response.status}")
@@ -116,13 +121,40 @@ class Client:
             raise RuntimeError("no CSRF token in the form")
         return match.group(1), cookies
 
-    def book(self, outcome: Outcome) -> Outcome:
+    def book_slot(self, outcome: Outcome) -> Outcome:
+        """GET the form, then POST a booking with one of the free times it offered (spread by the booking's index)."""
+        return self.book(outcome, with_slot=True)
+
+    def fetch_form(self, outcome: Outcome) -> Outcome:
+        """The first half of a booking, kept for its POST: the form (its token, cookie and free times)."""
+        connection = self._connect()
+        try:
+            outcome.prepared = self._get_form(connection, outcome)
+        except Exception as error:  # recorded and counted as an error
+            outcome.error = f"{type(error).__name__}: {error}"
+        finally:
+            connection.close()
+        return outcome
+
+    def post_prepared_slot(self, outcome: Outcome) -> Outcome:
+        """The second half: POST a booking with one of the free times the fetched form offered."""
+        if outcome.error:
+            return outcome
+        return self.book(outcome, with_slot=True)
+
+    def book(self, outcome: Outcome, with_slot: bool = False) -> Outcome:
         """GET the form, then POST a booking with its token and cookie; 303 is success."""
         outcome.email = f"bench-{self.run_tag}-{outcome.index}@bench.meander.no"
         connection = self._connect()
         try:
-            token, cookies = self._get_form(connection, outcome)
-            body = urlencode({**booking_form(outcome.email, outcome.index), "csrf_token": token})
+            token, cookies = outcome.prepared or self._get_form(connection, outcome)
+            fields = {**booking_form(outcome.email, outcome.index), "csrf_token": token}
+            if with_slot:
+                slots = SLOT.findall(outcome.body)
+                if not slots:
+                    raise RuntimeError("the form offered no free times")
+                fields["slot"] = slots[(outcome.index * 7) % len(slots)]
+            body = urlencode(fields)
             headers = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "text/html"}
             if cookies:
                 headers["Cookie"] = cookies
@@ -133,6 +165,7 @@ class Client:
             response.read()
             outcome.post_end = time.perf_counter()
             outcome.statuses.append(response.status)
+            outcome.taken = "tatt=1" in (response.headers.get("Location") or "")
             if response.status != 303:
                 raise RuntimeError(f"POST /demo answered {response.status}")
         except Exception as error:  # recorded and counted as an error

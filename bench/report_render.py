@@ -25,10 +25,11 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.board_render import bench_redis, signed_in_on_demo_data
-from meander_site import reports
+from meander_site.accounts.models import User
+from meander_site.core.redis_client import shared_redis
 from meander_site.extensions import db
-from meander_site.models import Lead, User
-from meander_site.redis_client import shared_redis
+from meander_site.leads.models import Lead
+from meander_site.reporting import filters, queries
 
 TARGET_MS = 300
 TARGET_RATIO = 1.5
@@ -115,10 +116,10 @@ def timed(app, client, query: dict, runs: int, cold_runs: int) -> dict:
         cold_queries.append(len(seconds))
     # The figures alone (SQL and their assembly, no template): what the cache saves.
     with app.test_request_context():
-        report_filter = reports.ReportFilter.from_args(query)
+        report_filter = filters.ReportFilter.from_args(query)
         for _ in range(cold_runs):
             started = time.perf_counter()
-            reports.build(report_filter)
+            queries.build(report_filter)
             build.append((time.perf_counter() - started) * 1000)
         db.session.remove()
     render(client, query)  # keeps the figures

@@ -19,11 +19,19 @@ BENCH_QUIET_RATE, BENCH_QUIET_SECONDS, BENCH_THROUGHPUT_MAILS, BENCH_BOARD_SIZES
 and empty skips the board phase), BENCH_TIMEOUT_SECONDS (whole run), BENCH_OWN_REDIS (default 1: with REDIS_URL
 set, a private redis-server for the run instead of that server), BENCH_REDIS_DB, BENCH_PG_LOG, BENCH_RESULTS_DIR,
 BENCH_KEEP_LOGS (copy the servers' logs to BENCH_RESULTS_DIR/logs).
+
+BENCH_PHASES runs only the phases it names, comma- or space-separated, e.g. BENCH_PHASES="booking_cost,slots"
+(issues 18 and 19's booking costs, a few minutes instead of twenty). The names are bench/report.py's PHASES:
+booking_cost (1), quiet_cost (1b), round_trip_split (1c), mail_latency (3), steady (5), slots (the self-booked
+slots), worker_throughput (4), board (2). They run in that order whatever the order given; the start, the warm-up
+and the idle baseline always run. Unset or empty: every phase. A run of some phases is saved as latest.json only,
+never as the stack's figures (embedded.json / postgresql.json).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import os
@@ -53,8 +61,12 @@ from bench.load import Client, closed_loop, open_loop  # noqa: E402
 from bench.procstat import CpuMeter, pids_named  # noqa: E402
 from bench.roundtrips import RedisCommands, RoundTrips, StatementLog, per_unit, scaled  # noqa: E402
 from bench.sink import SinkLog  # noqa: E402
-from meander_site.embedded import EmbeddedRedis, find_free_port  # noqa: E402
-from meander_site.processes import die_with_parent  # noqa: E402
+from meander_site import create_app  # noqa: E402
+from meander_site.booking import book_demo  # noqa: E402
+from meander_site.core.processes import die_with_parent  # noqa: E402
+from meander_site.dev.embedded import EmbeddedRedis, find_free_port  # noqa: E402
+from meander_site.extensions import db  # noqa: E402
+from meander_site.leads import validation  # noqa: E402
 
 
 def env_float(name: str, default: float) -> float:
@@ -67,6 +79,17 @@ def env_flag(name: str, default: bool) -> bool:
     return value in {"1", "true", "yes", "on"} if value else default
 
 
+def chosen_phases() -> tuple[str, ...]:
+    """BENCH_PHASES: the phases to run ("booking_cost,slots"); unset or empty: all of them."""
+    names = os.environ.get("BENCH_PHASES", "").replace(",", " ").split()
+    unknown = sorted(set(names) - set(report.PHASES))
+    if unknown:
+        raise SystemExit(
+            f"bench: unknown phase(s) in BENCH_PHASES: {', '.join(unknown)} (known: {', '.join(report.PHASES)})"
+        )
+    return tuple(phase for phase in report.PHASES if phase in names) if names else report.PHASES
+
+
 def board_sizes(quick: bool) -> list[int]:
     """BENCH_BOARD_SIZES: unset gives the defaults, set and empty skips the board phase."""
     value = os.environ.get("BENCH_BOARD_SIZES")
@@ -76,6 +99,15 @@ def board_sizes(quick: bool) -> list[int]:
 
 
 QUICK = env_flag("BENCH_QUICK", False)
+# Run in the site's environment after the migrations: the team the bookings are assigned to.
+SEED_POOL = """
+import secrets
+from meander_site import create_app
+from meander_site.accounts import users
+with create_app().app_context():
+    for n in range(3):
+        users.create_user(f"selger{n}@bench.meander.no", f"Selger {n}", secrets.token_urlsafe(24))
+"""
 SETTINGS = {
     "quick": QUICK,
     "load_concurrency": 8,
@@ -83,6 +115,9 @@ SETTINGS = {
     "idle_seconds": 2.0 if QUICK else 5.0,
     "cpu_gets": 100 if QUICK else 1000,
     "cpu_bookings": 50 if QUICK else 400,
+    "slot_gets": 100 if QUICK else 400,
+    "slot_bookings": 40 if QUICK else 150,
+    "slot_cold_gets": 30 if QUICK else 100,
     "split_bookings": 40 if QUICK else 200,
     "quiet_rate": env_float("BENCH_QUIET_RATE", 20.0),
     "quiet_seconds": env_float("BENCH_QUIET_SECONDS", 5.0 if QUICK else 15.0),
@@ -92,14 +127,18 @@ SETTINGS = {
     "steady_seconds": env_float("BENCH_STEADY_SECONDS", 10.0 if QUICK else 60.0),
     "throughput_mails": int(env_float("BENCH_THROUGHPUT_MAILS", 200 if QUICK else 2000)),
     "board_sizes": board_sizes(QUICK),
-    "board_runs": 5 if QUICK else 30,
+    # Rounds of interleaved renders: at least 50 each (board_render.MIN_INTERLEAVED_RUNS), so two runs agree.
+    "board_runs": 50 if QUICK else 60,
     "timeout_seconds": env_float("BENCH_TIMEOUT_SECONDS", 900.0 if QUICK else 2400.0),
     "redis_db": int(env_float("BENCH_REDIS_DB", 14)),
     "own_redis": env_flag("BENCH_OWN_REDIS", True),
+    "phases": list(chosen_phases()),
 }
 # Issue 11's targets.
 TARGETS = {
     "cpu_ratio": 3.0,
+    "slot_get_ratio": 2.0,
+    "slot_post_ratio": 4.0,
     "quiet_cpu_ratio": 4.0,
     "board_ratio": 1.3,
     "mail_p50_ms": 100.0,
@@ -214,6 +253,18 @@ class Stack:
         )
         if migrate.returncode != 0:
             raise RuntimeError(f"db upgrade failed:\n{migrate.stdout}\n{migrate.stderr}")
+        # Three sellers in the assignment pool, so every booking is assigned (and mails its owner) as on a real team;
+        # BENCH_POOL=0 leaves the team empty (every lead «Ufordelt»), for comparison.
+        seed = subprocess.run(
+            [sys.executable, "-c", SEED_POOL if env_flag("BENCH_POOL", True) else "pass"],
+            cwd=REPO_ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        if seed.returncode != 0:
+            raise RuntimeError(f"seeding the assignment pool failed:\n{seed.stdout}\n{seed.stderr}")
         self.meter.add_tree("web", lambda: [self.web.pid] if self.web else [])
         self.meter.add_tree("worker", lambda: [worker.pid for worker in self.workers])
         self.meter.add_tree("sink", lambda: [self.processes["sink"].pid])
@@ -445,12 +496,11 @@ class Stack:
 
     # --- checks ----------------------------------------------------------------------------------
 
-    def unsent_confirmations(self, any_kind: bool = False) -> int:
+    def unsent_confirmations(self, any_kind: bool = False, kind: str = "confirmation") -> int:
         query = (
             "SELECT count(*) FROM outbox_messages WHERE sent_at IS NULL AND closed_at IS NULL"
             if any_kind
-            else "SELECT count(*) FROM outbox_messages WHERE sent_at IS NULL AND closed_at IS NULL"
-            " AND kind = 'confirmation'"
+            else f"SELECT count(*) FROM outbox_messages WHERE sent_at IS NULL AND closed_at IS NULL AND kind = '{kind}'"  # noqa: S608 (the bench's own constants, never input)
         )
         if self.pg_admin is None:
             path = self.database_url.removeprefix("sqlite:///")
@@ -615,6 +665,91 @@ class Run:
             "round_trips_per_booking": booking_counts,
             "idle_redis_commands_per_second": _rounded(self.idle_commands),
             "idle_sql_statements_per_second": _rounded(self.idle_statements),
+        }
+
+    def _server_cpu_per_get(self, gets: int, concurrency: int) -> tuple[float, dict, int]:
+        before = self.stack.meter.read()
+        outcomes, _ = closed_loop(self.client.view_form, gets, concurrency, first_index=self.indexes(gets))
+        cpu = self.net_cpu(CpuMeter.delta(before, self.stack.meter.read()))
+        per_get = {name: cpu.get(name, 0.0) / gets * 1000 for name in cpu}
+        errors = sum(1 for outcome in outcomes if outcome.error)
+        return sum(per_get.get(name, 0.0) for name in SERVER_COMPONENTS), per_get, errors
+
+    def _cold_get_ms(self, count: int) -> float:
+        """Server CPU of a form GET that computes the free times anew: one client, each GET right after a booking
+        without a time (which changes the slot data's version); the bookings' own cost, measured alone, is taken
+        off."""
+        booked_ms = self._server_cpu_per_action(self.client.book, count, 1)
+        both_ms = self._server_cpu_per_action(self._book_then_view, count, 1)
+        return both_ms - booked_ms
+
+    def _book_then_view(self, outcome):
+        self.client.book(outcome)
+        return self.client.view_form(outcome)
+
+    def _server_cpu_per_action(self, action, count: int, concurrency: int) -> float:
+        before = self.stack.meter.read()
+        outcomes, _ = closed_loop(action, count, concurrency, first_index=self.indexes(count))
+        self.wait_for_mail([outcome.email for outcome in outcomes if outcome.email and not outcome.error])
+        cpu = self.net_cpu(CpuMeter.delta(before, self.stack.meter.read()))
+        return sum(cpu.get(name, 0.0) for name in SERVER_COMPONENTS) / count * 1000
+
+    def slot_cost(self) -> dict:
+        """Issue 19: GET /demo with free times for 10 hosts over 10 business days (2,000 booked demos, 500 calendar
+        busy times) against the form before any host takes demos, and a booking POST with a time (mail included)."""
+        concurrency, gets = SETTINGS["load_concurrency"], SETTINGS["slot_gets"]
+        log(f"slots: {gets} form GETs without hosts")
+        plain_ms, _, plain_errors = self._server_cpu_per_get(gets, concurrency)
+        log("slots: writing 10 hosts, 2,000 demos and 500 calendar busy times (bench/slot_data.py)")
+        seeded = subprocess.run(
+            [sys.executable, "-m", "bench.slot_data"],
+            cwd=REPO_ROOT,
+            env=self.stack.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if seeded.returncode != 0:
+            raise RuntimeError(f"bench.slot_data failed:\n{seeded.stderr[-2000:]}")
+        data = json.loads(seeded.stdout.strip().splitlines()[-1])
+        log(f"slots: {gets} form GETs with free times")
+        slots_ms, slots_split, slot_errors = self._server_cpu_per_get(gets, concurrency)
+        count = SETTINGS["slot_bookings"]
+        log(f"slots: {count} forms fetched, then {count} booking POSTs with a time (+ mail), {concurrency} clients")
+        first = self.indexes(count)
+        fetched, _ = closed_loop(self.client.fetch_form, count, concurrency, first_index=first)
+        by_index = {outcome.index: outcome for outcome in fetched}
+        before = self.stack.meter.read()
+        outcomes, _ = closed_loop(
+            lambda outcome: self.client.post_prepared_slot(by_index[outcome.index]), count, concurrency, first
+        )
+        errors = [outcome.error for outcome in outcomes if outcome.error]
+        missing = self.wait_for_mail([outcome.email for outcome in outcomes if not outcome.error])
+        # The hosts' copies of the invitations (the prospects' are waited for above); reminders wait for their day.
+        deadline = time.monotonic() + 30.0
+        while self.stack.unsent_confirmations(kind="demo_invitation") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(0.3)  # the worker records the send right after the sink's 250
+        cpu = self.net_cpu(CpuMeter.delta(before, self.stack.meter.read()))
+        per_post = {name: cpu.get(name, 0.0) / count * 1000 for name in cpu}
+        post_and_mail = sum(per_post.get(name, 0.0) for name in SERVER_COMPONENTS)
+        log("slots: one form GET after each booking (the free times computed again)")
+        cold_ms = self._cold_get_ms(SETTINGS["slot_cold_gets"])
+        return {
+            "data": data,
+            "gets": gets,
+            "bookings": count,
+            "taken": sum(1 for outcome in outcomes if outcome.taken),
+            "form_get_without_slots_ms": round(plain_ms, 3),
+            "form_get_with_slots_ms": round(slots_ms, 3),
+            "per_get_with_slots_ms": {name: round(value, 3) for name, value in slots_split.items()},
+            "per_post_ms": {name: round(value, 3) for name, value in per_post.items()},
+            "post_with_slot_and_mail_ms": round(post_and_mail, 3),
+            "form_get_after_a_booking_ms": round(cold_ms, 3),
+            "get_ratio": round(slots_ms / plain_ms, 2) if plain_ms else None,
+            "post_ratio": round(post_and_mail / plain_ms, 2) if plain_ms else None,
+            "errors": plain_errors + slot_errors + len(errors) + len(missing),
+            "error_examples": (errors + [f"mail missing for {m}" for m in missing])[:3],
         }
 
     def quiet_cost(self, reference: dict | None) -> dict:
@@ -820,9 +955,6 @@ class Run:
         from rq import Worker
         from rq.suspension import resume, suspend
 
-        from meander_site import create_app, leads
-        from meander_site.extensions import db
-
         count = SETTINGS["throughput_mails"]
         stack = self.stack
         app = create_app({"SQLALCHEMY_DATABASE_URI": stack.database_url, "REDIS_URL": stack.redis_url})
@@ -846,7 +978,9 @@ class Run:
             with app.app_context():
                 started = time.perf_counter()
                 for email in emails:  # each booking writes its confirmation and enqueues it after the commit
-                    leads.book_demo(leads.validate_contact_details({**form, "email": email}), ip_address="127.9.9.9")
+                    book_demo.book_demo(
+                        validation.validate_contact_details({**form, "email": email}), ip_address="127.9.9.9"
+                    )
                 created = time.perf_counter()
                 db.engine.dispose()
             before = stack.meter.read()
@@ -884,11 +1018,10 @@ class Run:
 
 
 def board(redis_url: str, workdir: Path) -> list[dict]:
-    rows = []
-    for size in SETTINGS["board_sizes"]:
-        log(f"board render: {size} demo leads, {SETTINGS['board_runs']} renders")
-        rows.append(board_render.measure(size, SETTINGS["board_runs"], redis_url, workdir))
-    return rows
+    """Every size's board open at once and their renders interleaved (board_render.measure_interleaved)."""
+    sizes = SETTINGS["board_sizes"]
+    log(f"board render: {sizes} demo leads, {SETTINGS['board_runs']} interleaved rounds")
+    return board_render.measure_interleaved(sizes, SETTINGS["board_runs"], redis_url, workdir)
 
 
 def git_commit() -> str | None:
@@ -910,8 +1043,14 @@ def git_commit() -> str | None:
 
 def evaluate(results: dict) -> list[dict]:
     targets = []
+    # The phase each target's figure comes from, for a run of some phases (BENCH_PHASES) to leave the rest out.
+    ran = set(results.get("meta", {}).get("settings", {}).get("phases") or report.PHASES)
 
-    def add(name: str, value, limit: float, higher_is_better: bool = False, unit: str = "", strict=False) -> None:
+    def add(
+        name: str, value, limit: float, higher_is_better: bool = False, unit: str = "", strict=False, phase: str = ""
+    ) -> None:
+        if phase and phase not in ran:
+            return
         if value is None:
             targets.append({"name": name, "value": None, "target": limit, "met": False, "unit": unit})
             return
@@ -932,10 +1071,31 @@ def evaluate(results: dict) -> list[dict]:
         )
 
     cpu = results.get("booking_cost") or {}
-    add("(POST + mail CPU) / GET CPU", cpu.get("ratio"), TARGETS["cpu_ratio"], unit="×")
+    add("(POST + mail CPU) / GET CPU", cpu.get("ratio"), TARGETS["cpu_ratio"], unit="×", phase="booking_cost")
     quiet = results.get("quiet_cost") or {}
     rate = SETTINGS["quiet_rate"]
-    add(f"(POST + mail) / GET at a quiet {rate:.0f}/s", quiet.get("ratio"), TARGETS["quiet_cpu_ratio"], unit="×")
+    add(
+        f"(POST + mail) / GET at a quiet {rate:.0f}/s",
+        quiet.get("ratio"),
+        TARGETS["quiet_cpu_ratio"],
+        unit="×",
+        phase="quiet_cost",
+    )
+    slots = results.get("slots") or {}
+    add(
+        "GET /demo with free times / without",
+        slots.get("get_ratio"),
+        TARGETS["slot_get_ratio"],
+        unit="×",
+        phase="slots",
+    )
+    add(
+        "booking POST with a time (+ mail) / form GET",
+        slots.get("post_ratio"),
+        TARGETS["slot_post_ratio"],
+        unit="×",
+        phase="slots",
+    )
     board_rows = results.get("board") or []
     if len(board_rows) >= 2 and "median_ms" in board_rows[0]:
         ratio = round(board_rows[-1]["median_ms"] / board_rows[0]["median_ms"], 2)
@@ -946,7 +1106,7 @@ def evaluate(results: dict) -> list[dict]:
             unit="×",
         )
     latency = (results.get("mail_latency") or {}).get("mail_ms") or {}
-    add("booking → SMTP accepted p50", latency.get("p50"), TARGETS["mail_p50_ms"], unit="ms")
+    add("booking → SMTP accepted p50", latency.get("p50"), TARGETS["mail_p50_ms"], unit="ms", phase="mail_latency")
     for row in results.get("worker_throughput") or []:
         add(
             f"worker throughput, {row['workers']} worker(s)",
@@ -1009,21 +1169,28 @@ def run_all(workdir: Path) -> dict:
         results["meta"].update(stack.description)
         run = Run(stack)
         run.warm_up()
-        phase("booking_cost", run.cpu_cost)
-        phase("quiet_cost", lambda: run.quiet_cost(results.get("booking_cost")))
-        phase("round_trip_split", run.round_trip_split)
-        phase("mail_latency", run.mail_latency)
-        phase("steady", run.steady)
+        chosen = set(SETTINGS["phases"])
+        for name, action in (
+            ("booking_cost", run.cpu_cost),
+            ("quiet_cost", lambda: run.quiet_cost(results.get("booking_cost"))),
+            ("round_trip_split", run.round_trip_split),
+            ("mail_latency", run.mail_latency),
+            ("steady", run.steady),
+            ("slots", run.slot_cost),
+        ):
+            if name in chosen:
+                phase(name, action)
         stack.stop_web()
         stack.stop_workers()
-        results["worker_throughput"] = []
-        for workers in (1, 2):
-            phase("_throughput", lambda workers=workers: run.worker_throughput(workers))
-            if "_throughput" in results:
-                results["worker_throughput"].append(results.pop("_throughput"))
-            if "_throughput" in results["phase_errors"]:
-                results["phase_errors"][f"worker_throughput_{workers}"] = results["phase_errors"].pop("_throughput")
-        if SETTINGS["board_sizes"]:
+        if "worker_throughput" in chosen:
+            results["worker_throughput"] = []
+            for workers in (1, 2):
+                phase("_throughput", lambda workers=workers: run.worker_throughput(workers))
+                if "_throughput" in results:
+                    results["worker_throughput"].append(results.pop("_throughput"))
+                if "_throughput" in results["phase_errors"]:
+                    results["phase_errors"][f"worker_throughput_{workers}"] = results["phase_errors"].pop("_throughput")
+        if SETTINGS["board_sizes"] and "board" in chosen:
             phase("board", lambda: board(stack.redis_url, workdir))
     finally:
         stack.stop()
