@@ -209,16 +209,19 @@ def empty_database_url(database_url, scratch_dir):
 # --- the app ------------------------------------------------------------------------------------------------
 
 
+def build_app(database_url, redis_url, smtp_server, **overrides):
+    app = create_dev_app(app_config(database_url, redis_url, smtp_server, **overrides))
+    app.jinja_env.bytecode_cache = COMPILED_TEMPLATES
+    return app
+
+
 @pytest.fixture
 def make_app(migrated_database, redis_url, smtp_server):
     """Build an app on the test services; keyword arguments override configuration."""
     apps = []
 
     def build(**overrides):
-        app = create_dev_app(
-            app_config(migrated_database, overrides.pop("REDIS_URL", redis_url), smtp_server, **overrides)
-        )
-        app.jinja_env.bytecode_cache = COMPILED_TEMPLATES
+        app = build_app(migrated_database, overrides.pop("REDIS_URL", redis_url), smtp_server, **overrides)
         apps.append(app)
         return app
 
@@ -228,46 +231,88 @@ def make_app(migrated_database, redis_url, smtp_server):
             db.engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def kept_app(migrated_database, redis_url, smtp_server):
+    """The app of this process's fast tests, built once. Building one costs about 25 ms, most of it Werkzeug
+    compiling the URL rules: a good part of a short test, and half a minute of the suite. A slow test (browser,
+    subprocess, fault) still gets an app of its own, since it may stop the services under it."""
+    app = build_app(migrated_database, redis_url, smtp_server)
+    return app, limiter_state()
+
+
+def limiter_state() -> dict:
+    """The limiter's state as the last app's init_app left it. The limiter is one object for every app in this
+    process, and each new app binds it to its own storage (its Redis, its database) and configuration."""
+    state = dict(vars(limiter))
+    state["_storage_options"] = dict(state["_storage_options"])
+    return state
+
+
+@contextlib.contextmanager
+def as_if_new(app, limiter_state: dict):
+    """Whatever a test changes of a kept app's configuration is put back, and its connections are closed after
+    it, as a fresh app's would be: a later test never meets a setting or a connection an earlier one left."""
+    config = dict(app.config)
+    vars(limiter).update(limiter_state, _storage_options=dict(limiter_state["_storage_options"]))
+    limiter.storage._redis_retry_at = 0.0  # counting in Redis again, as a new storage would
+    try:
+        yield app
+    finally:
+        app.config.clear()
+        app.config.update(config)
+        with app.app_context():
+            db.engine.dispose()
+            connection = app.extensions.get("meander_redis", {}).get("connection")
+            if connection is not None:
+                connection.connection_pool.disconnect()
+
+
 @pytest.fixture
-def app(make_app, smtp_server, redis_url, monkeypatch):
-    """A fresh app on empty tables, an empty queue and a clean rate limit."""
+def app(request, make_app, smtp_server, redis_url, monkeypatch):
+    """An app on empty tables, an empty queue and a clean rate limit."""
     # The limiter is one object for every app in this process: it keeps the first app's key prefix, and
     # whether it gave up on Redis. Start each test on a clean count and a live storage.
     monkeypatch.setattr(limiter, "_storage_dead", False)
-    app = make_app()
-    with app.app_context():
-        for model in (
-            LeadPass,
-            StageWeight,
-            OutboxMessage,
-            LeadStatusChange,
-            Booking,
-            Lead,
-            AuditEvent,
-            StaffSession,
-            AccountToken,
-            RecoveryCode,
-            Invitation,
-            TeamSettings,
-            User,
-        ):
-            db.session.execute(sa.delete(model))
-        db.session.commit()
-        limiter.reset()
-        queue = mail_queue()
-        queue.empty()
-        dispatch.forget_waiting_jobs()
-        for registry in (ScheduledJobRegistry(queue=queue), FailedJobRegistry(queue=queue)):
-            for job_id in registry.get_job_ids():
-                registry.remove(job_id, delete_job=True)
-    smtp_server.clear()
-    smtp_server.fail_with = None
-    smtp_server.fail_for.clear()
-    yield app
-    try:
-        limiter.reset()  # leave none of this test's posts behind
-    except (RedisError, sa.exc.SQLAlchemyError):
-        pass  # the test ended on an app whose Redis (or database) is down
+    if request.node.get_closest_marker("slow"):
+        app = make_app()
+        kept = contextlib.nullcontext(app)
+    else:
+        app, limiter_state = request.getfixturevalue("kept_app")
+        kept = as_if_new(app, limiter_state)
+    with kept:
+        with app.app_context():
+            for model in (
+                LeadPass,
+                StageWeight,
+                OutboxMessage,
+                LeadStatusChange,
+                Booking,
+                Lead,
+                AuditEvent,
+                StaffSession,
+                AccountToken,
+                RecoveryCode,
+                Invitation,
+                TeamSettings,
+                User,
+            ):
+                db.session.execute(sa.delete(model))
+            db.session.commit()
+            limiter.reset()
+            queue = mail_queue()
+            queue.empty()
+            dispatch.forget_waiting_jobs()
+            for registry in (ScheduledJobRegistry(queue=queue), FailedJobRegistry(queue=queue)):
+                for job_id in registry.get_job_ids():
+                    registry.remove(job_id, delete_job=True)
+        smtp_server.clear()
+        smtp_server.fail_with = None
+        smtp_server.fail_for.clear()
+        yield app
+        try:
+            limiter.reset()  # leave none of this test's posts behind
+        except (RedisError, sa.exc.SQLAlchemyError):
+            pass  # the test ended on an app whose Redis (or database) is down
 
 
 @pytest.fixture
