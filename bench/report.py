@@ -166,7 +166,7 @@ def table(results: dict) -> str:
             f"(target ≤ {_target(meta, 'slot_get_ratio', 2):g})"
         )
         out(
-            "   a GET right after a booking (free times computed anew): "
+            "   a GET right after a booking with a time (free times computed anew): "
             f"{_fmt(slots.get('form_get_after_a_booking_ms'))} ms"
         )
         out(

@@ -677,14 +677,14 @@ class Run:
 
     def _cold_get_ms(self, count: int) -> float:
         """Server CPU of a form GET that computes the free times anew: one client, each GET right after a booking
-        without a time (which changes the slot data's version); the bookings' own cost, measured alone, is taken
-        off."""
-        booked_ms = self._server_cpu_per_action(self.client.book, count, 1)
+        with a time (which changes the slot data's version: one without a time does not); the bookings' own cost,
+        measured alone, is taken off."""
+        booked_ms = self._server_cpu_per_action(self.client.book_slot, count, 1)
         both_ms = self._server_cpu_per_action(self._book_then_view, count, 1)
         return both_ms - booked_ms
 
     def _book_then_view(self, outcome):
-        self.client.book(outcome)
+        self.client.book_slot(outcome)
         return self.client.view_form(outcome)
 
     def _server_cpu_per_action(self, action, count: int, concurrency: int) -> float:
@@ -733,7 +733,7 @@ class Run:
         cpu = self.net_cpu(CpuMeter.delta(before, self.stack.meter.read()))
         per_post = {name: cpu.get(name, 0.0) / count * 1000 for name in cpu}
         post_and_mail = sum(per_post.get(name, 0.0) for name in SERVER_COMPONENTS)
-        log("slots: one form GET after each booking (the free times computed again)")
+        log("slots: one form GET after each booking with a time (the free times computed again)")
         cold_ms = self._cold_get_ms(SETTINGS["slot_cold_gets"])
         return {
             "data": data,

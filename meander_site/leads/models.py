@@ -116,6 +116,13 @@ class Lead(db.Model):
         sa.Index("idx_lead_arrivals", "created_at", postgresql_include=["id", "status", *FILTER_COLUMNS]),
         # The report's data version (reporting/cache.py DataVersion) and the board's poll for changed cards.
         sa.Index("idx_lead_updated_at", "updated_at"),
+        # The free times' data version (slots/hosts.py): the newest change to a lead that has a demo.
+        sa.Index(
+            "idx_lead_demo_updated_at",
+            "updated_at",
+            postgresql_where=sa.text("demo_at IS NOT NULL"),
+            sqlite_where=sa.text("demo_at IS NOT NULL"),
+        ),
         # «Demo avtalt» reads in demo order.
         sa.Index("idx_lead_status_demo_at", "status", "demo_at"),
         # The worker's escalation of first-contact clocks (assignment/escalation.py).

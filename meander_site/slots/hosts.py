@@ -63,10 +63,14 @@ def host_weeks() -> list:
 
 def data_version() -> tuple:
     """What the free times depend on besides the clock, in one statement of index probes and small counts: the
-    newest change to a lead and the demos scheduled, hosts' settings and calendar fetches, absences, the active
-    team, and the rules. Any booking, move, cancellation, absence or settings change gives a new version."""
+    newest change to a lead with a demo and the demos scheduled, hosts' settings and calendar fetches, absences,
+    the active team, and the rules. Any demo booked, moved or cancelled, any move into or out of «Demo avtalt»,
+    absence or settings change gives a new version. A booking without a time does not: the form's busiest hour
+    is many of those, and each would otherwise make the next visitor's form compute every free time anew."""
     probes = (
-        sa.select(sa.func.max(Lead.updated_at)),
+        # A demo is never taken off a lead (demo_at is kept when it is cancelled or the lead moves on), so every
+        # change to a demo is an update of a lead with demo_at set.
+        sa.select(sa.func.max(Lead.updated_at)).where(Lead.demo_at.is_not(None)),
         sa.select(LeadStatusCount.lead_count).where(LeadStatusCount.status == LeadStatus.DEMO_SCHEDULED.value),
         sa.select(sa.func.max(DemoHost.updated_at)),
         sa.select(sa.func.max(DemoHost.feed_fetched_at)),

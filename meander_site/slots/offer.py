@@ -1,9 +1,10 @@
 """The free start times as the form shows them: grouped by Oslo day, a few days at a time («Flere tider»).
 
 The form is the site's busiest page, so the computed offer is kept per process, keyed by what it depends on: the
-slot data's version (hosts.data_version: one statement of index probes) and the minute. Any booking, move, absence,
-settings change or calendar fetch changes the version; within a minute the offer is computed for the minute's end,
-so it never offers a time the next second's notice would refuse.
+slot data's version (hosts.data_version: one statement of index probes) and the minute. Any demo booked, moved or
+cancelled, any absence, settings change or calendar fetch changes the version (a booking without a time does not);
+within a minute the offer is computed for the minute's end, so it never offers a time the next second's notice would
+refuse.
 """
 
 import threading
