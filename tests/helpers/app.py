@@ -36,9 +36,9 @@ class CompiledTemplates(jinja2.BytecodeCache):
     """Jinja's compiled templates, kept in memory for every app this test process builds.
 
     Every slow test, and every test that asks make_app for settings of its own, gets a fresh app, and with it a
-    fresh Jinja environment that would parse and compile every template it renders again. Jinja's own bytecode cache hands the next
-    environment the compiled code instead, checked against the template's source (an edited template is compiled
-    anew). Every test app is configured alike, so the code is the same code.
+    fresh Jinja environment that would parse and compile every template it renders again. Jinja's own bytecode
+    cache hands the next environment the compiled code instead, checked against the template's source (an edited
+    template is compiled anew). Every test app is configured alike, so the code is the same code.
     """
 
     def __init__(self) -> None:
