@@ -6,8 +6,9 @@ GET /pipeline/report for "this year" through the WSGI app (no network), without 
 board's filters. Per variant, cold: renders with the report's kept figures removed from Redis first (the
 first of them is also the first read of that variant's pages), their median, SQL statements and SQL time, and
 reports.build alone (the figures without the template); warm: the median and p95 of repeated renders served
-from the kept figures. Then the ratio 100,000 ÷ 1,000 of each against the target (issue 10): on PostgreSQL,
-under 300 ms at 100,000 leads and within 1.5 × the time at 1,000.
+from the kept figures. Then each against the targets (issue 20): on PostgreSQL, a cold render under 300 ms at
+100,000 leads, and a warm one within 1.5 × the time at 1,000 (a cold one grows with the period: its figures are
+exact aggregates over it).
 """
 
 import argparse
@@ -186,17 +187,18 @@ def print_table(results: list[dict]) -> None:
     if len(results) > 1:
         smallest, largest = results[0], results[-1]
         print(
-            f"\n{largest['leads']} / {smallest['leads']} leads "
-            f"(targets: at most {TARGET_RATIO} ×, under {TARGET_MS} ms)"
+            f"\n{largest['leads']} against {smallest['leads']} leads (targets, issue 20: cold under {TARGET_MS} ms, "
+            f"warm within {TARGET_RATIO} ×)"
         )
         for name in largest["variants"]:
             small, large = smallest["variants"][name], largest["variants"][name]
-            verdicts = []
-            for kind in ("warm", "cold"):
-                ratio = large[f"{kind}_ms"] / small[f"{kind}_ms"]
-                met = ratio <= TARGET_RATIO and large[f"{kind}_ms"] < TARGET_MS
-                verdicts.append(f"{kind} {ratio:.2f} × ({'ok' if met else 'MISSED'}, {large[f'{kind}_ms']} ms)")
-            print(f"{name:>10}: " + "; ".join(verdicts))
+            warm_ratio = large["warm_ms"] / small["warm_ms"]
+            cold_ratio = large["cold_ms"] / small["cold_ms"]
+            warm_verdict = "ok" if warm_ratio <= TARGET_RATIO else "MISSED"
+            cold_verdict = "ok" if large["cold_ms"] < TARGET_MS else "MISSED"
+            warm = f"warm {warm_ratio:.2f} × ({warm_verdict}, {large['warm_ms']} ms)"
+            cold = f"cold {large['cold_ms']} ms ({cold_verdict}, {cold_ratio:.2f} ×)"
+            print(f"{name:>10}: {warm}; {cold}")
 
 
 def main() -> None:
