@@ -227,8 +227,16 @@ def make_app(migrated_database, redis_url, smtp_server):
 
     yield build
     for app in apps:
-        with app.app_context():
-            db.engine.dispose()
+        close_connections(app)
+
+
+def close_connections(app) -> None:
+    """Close the app's pooled database and Redis connections, as a test's end should leave them."""
+    with app.app_context():
+        db.engine.dispose()
+        connection = app.extensions.get("meander_redis", {}).get("connection")
+        if connection is not None:
+            connection.connection_pool.disconnect()
 
 
 @pytest.fixture(scope="session")
@@ -260,11 +268,7 @@ def as_if_new(app, limiter_state: dict):
     finally:
         app.config.clear()
         app.config.update(config)
-        with app.app_context():
-            db.engine.dispose()
-            connection = app.extensions.get("meander_redis", {}).get("connection")
-            if connection is not None:
-                connection.connection_pool.disconnect()
+        close_connections(app)
 
 
 @pytest.fixture
