@@ -18,9 +18,9 @@ class Kind:
     # A batched kind's unsent rows for one recipient go out as one mail.
     batched: bool = False
     # Keeps state elsewhere in step with the sent rows (the lead's «confirmation sent»): builds a statement from
-    # the sent rows' lead ids (a SELECT), their ids and the time (bind parameters); run with the send's record,
+    # the sent rows' lead ids, their ids (expanding bind parameters) and the time; run with the send's record,
     # after the job has locked those leads' rows (so two jobs recording mails of one lead take turns).
-    on_sent: Callable[[sa.Select, sa.BindParameter, sa.BindParameter], sa.Executable] | None = None
+    on_sent: Callable[[sa.BindParameter, sa.BindParameter, sa.BindParameter], sa.Executable] | None = None
     # A kind delivered otherwise than by SMTP (a chat webhook): called with the claimed rows instead of `build` and
     # the SMTP send. It returns None when delivered, or a reason to close the rows without retrying; it raises to be
     # retried on the outbox's schedule, like a failed send.

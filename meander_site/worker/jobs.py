@@ -46,7 +46,7 @@ def _leased(table, now):
 
 
 @functools.cache
-def _claim_statement(dialect: str, mode: str):
+def _claim_statement(mode: str):
     """One UPDATE … FROM that takes rows with a lease and hands back what their mails need. The mode says
     which rows:
 
@@ -90,26 +90,21 @@ def _claim_statement(dialect: str, mode: str):
             candidate.c.claimed_until.is_(None),
             candidate.c.send_after <= now,
         ]
-    picked = (
-        sa.select(candidate.c.id, *(leads.c[name].label(f"lead_{name}") for name in LEAD_MAIL_FIELDS))
-        .select_from(candidate.outerjoin(leads, leads.c.id == candidate.c.lead_id))
-        .where(*conditions)
-    )
+    picked = sa.select(candidate.c.id).where(*conditions)
     if mode == "due":
         picked = picked.order_by(candidate.c.due_at).limit(sa.bindparam("limit"))
-    if mode == "due":
         picked = picked.with_for_update(of=candidate, skip_locked=True)
     else:
         picked = picked.order_by(candidate.c.id).with_for_update(of=candidate)
     picked = picked.subquery("picked")
-    if dialect == "sqlite":
-        # SQLite's RETURNING cannot name the FROM clause's tables: read the lead by a subquery instead.
-        lead_columns = [
-            sa.select(leads.c[name]).where(leads.c.id == table.c.lead_id).scalar_subquery().label(f"lead_{name}")
-            for name in LEAD_MAIL_FIELDS
-        ]
-    else:
-        lead_columns = [picked.c[f"lead_{name}"] for name in LEAD_MAIL_FIELDS]
+    # The lead's fields by a lookup per row, not a join: before the tables have planner statistics (a new
+    # database, a bulk load autovacuum has not analyzed yet) PostgreSQL planned the join as a scan of the whole
+    # leads index for every claimed row. A lookup by primary key has that one plan whatever the statistics say
+    # (and SQLite's RETURNING cannot name a FROM clause's tables anyway).
+    lead_columns = [
+        sa.select(leads.c[name]).where(leads.c.id == table.c.lead_id).scalar_subquery().label(f"lead_{name}")
+        for name in LEAD_MAIL_FIELDS
+    ]
     return _lease(picked, lead_columns)
 
 
@@ -131,11 +126,10 @@ def _claim(connection, message_id: uuid.UUID | None = None) -> list[list[sa.Row]
     together (see the "batch" claim)."""
     now = utcnow()
     params = {"now": now, "until": now + send_lease(), "kinds": list(KINDS)}
-    dialect = connection.dialect.name
     if message_id is None:
-        rows = connection.execute(_claim_statement(dialect, "due"), {**params, "limit": CLAIM_BATCH_SIZE}).all()
+        rows = connection.execute(_claim_statement("due"), {**params, "limit": CLAIM_BATCH_SIZE}).all()
     else:
-        rows = connection.execute(_claim_statement(dialect, "own"), {**params, "message_id": message_id}).all()
+        rows = connection.execute(_claim_statement("own"), {**params, "message_id": message_id}).all()
         if rows and message_id not in {row.id for row in rows}:
             # Its mail went out in another job's batch: what arrived since waits for its own window.
             _hand_back(connection, [row.id for row in rows])
@@ -152,7 +146,7 @@ def _claim(connection, message_id: uuid.UUID | None = None) -> list[list[sa.Row]
 
 
 def _claim_batch(connection, params: dict, kind_name: str, recipient: str) -> list[sa.Row]:
-    statement = _claim_statement(connection.dialect.name, "batch")
+    statement = _claim_statement("batch")
     return connection.execute(statement, {**params, "batched_kind": kind_name, "batch_recipient": recipient}).all()
 
 
@@ -171,25 +165,29 @@ def _sent_statements(dialect: str, kind_name: str) -> tuple:
     follow_up = KINDS[kind_name].on_sent
     if follow_up is None:
         return (mark_sent,)
+    # The sent rows' leads, as the claim handed them back: a list, not a subquery, so the statements below look
+    # their leads up by primary key whatever the planner's statistics say.
+    lead_ids = sa.bindparam("lead_ids", expanding=True)
     if dialect == "postgresql":
         # What the kind keeps in step reads the lead's other rows: two jobs recording two mails of one lead at
         # once would each see the other's as unsent in their statement's snapshot, and neither would set it.
         # So the sent rows' leads are locked first, in a statement of their own: the record that waits for
         # the lock then reads, in READ COMMITTED, a snapshot that holds the other job's committed send.
         # (SQLite has one writer: the second record's first write waits for the first one's commit.)
-        locked_leads = (
-            sa.select(Lead.__table__.c.id)
-            .where(Lead.__table__.c.id.in_(sa.select(table.c.lead_id).where(table.c.id.in_(ids))))
-            .order_by(Lead.__table__.c.id)
-            .with_for_update()
-        )
-        sent = mark_sent.returning(table.c.lead_id).cte("sent")
-        return locked_leads, follow_up(sa.select(sent.c.lead_id), ids, now).add_cte(sent)
-    return mark_sent, follow_up(sa.select(table.c.lead_id).where(table.c.id.in_(ids)), ids, now)
+        leads = Lead.__table__
+        locked_leads = sa.select(leads.c.id).where(leads.c.id.in_(lead_ids)).order_by(leads.c.id).with_for_update()
+        # The send is marked in the follow-up's own statement (a WITH runs its UPDATE whether or not it is read).
+        sent = mark_sent.returning(table.c.id).cte("sent")
+        return locked_leads, follow_up(lead_ids, ids, now).add_cte(sent)
+    return mark_sent, follow_up(lead_ids, ids, now)
 
 
-def _record_sent(connection, kind_name: str, message_ids: list[uuid.UUID]) -> None:
-    params = {"ids": message_ids, "now": utcnow()}
+def _record_sent(connection, kind_name: str, rows: list[sa.Row]) -> None:
+    params = {
+        "ids": [row.id for row in rows],
+        "lead_ids": sorted({row.lead_id for row in rows if row.lead_id is not None}),
+        "now": utcnow(),
+    }
     statements = _sent_statements(connection.dialect.name, kind_name)
     with _one_transaction(connection, len(statements) > 1):
         for statement in statements:
@@ -346,8 +344,8 @@ class InlineRecorder:
     def __init__(self, connection) -> None:
         self.connection = connection
 
-    def record(self, kind_name: str, ids: list[uuid.UUID], fields: dict) -> None:
-        _record_and_log(self.connection, kind_name, ids, fields)
+    def record(self, kind_name: str, rows: list[sa.Row], fields: dict) -> None:
+        _record_and_log(self.connection, kind_name, rows, fields)
 
 
 class SendRecorder(InlineRecorder):
@@ -363,13 +361,13 @@ class SendRecorder(InlineRecorder):
         self.thread = threading.Thread(target=self._run, args=(app,), name="mail-recorder", daemon=True)
         self.thread.start()
 
-    def record(self, kind_name: str, ids: list[uuid.UUID], fields: dict) -> None:
+    def record(self, kind_name: str, rows: list[sa.Row], fields: dict) -> None:
         self.pending.join()  # the send before this one is recorded (or handed back)
         self._record_handed_back()
         if self.broken:
-            super().record(kind_name, ids, fields)
+            super().record(kind_name, rows, fields)
         else:
-            self.pending.put((kind_name, ids, fields))
+            self.pending.put((kind_name, rows, fields))
 
     def close(self) -> None:
         self.pending.join()
@@ -402,12 +400,12 @@ class SendRecorder(InlineRecorder):
             self.pending.task_done()
 
 
-def _record_and_log(connection, kind_name: str, ids: list[uuid.UUID], fields: dict) -> None:
-    _record_sent(connection, kind_name, ids)
+def _record_and_log(connection, kind_name: str, rows: list[sa.Row], fields: dict) -> None:
+    _record_sent(connection, kind_name, rows)
     log.info("mail sent (%s)", kind_name, extra={"event": "mail_sent", **fields})
 
 
-def _deliver(connection, rows: list[sa.Row], record_sent: Callable[[str, list[uuid.UUID], dict], None]) -> str:
+def _deliver(connection, rows: list[sa.Row], record_sent: Callable[[str, list[sa.Row], dict], None]) -> str:
     first = rows[0]
     kind_name, attempts = first.kind, max(row.attempts for row in rows)
     ids = [row.id for row in rows]
@@ -436,7 +434,7 @@ def _deliver(connection, rows: list[sa.Row], record_sent: Callable[[str, list[uu
                     "message closed undelivered", extra={"event": "message_closed", "reason": closed_reason, **fields}
                 )
                 return closed_reason
-            record_sent(kind_name, ids, fields)
+            record_sent(kind_name, rows, fields)
             return "sent"
         try:
             mail = KINDS[kind_name].build(rows)
@@ -471,5 +469,5 @@ def _deliver(connection, rows: list[sa.Row], record_sent: Callable[[str, list[uu
                 kind_name=kind_name,
             )
         return "failed"
-    record_sent(kind_name, ids, fields)
+    record_sent(kind_name, rows, fields)
     return "sent"

@@ -44,27 +44,29 @@ def test_two_workers_recording_a_leads_two_confirmations_at_once_mark_it_confirm
     assert book(client).status_code == 303
     assert book(client, notes="Andre gang").status_code == 303
     with app.app_context():
-        rows = db.session.scalars(
-            sa.select(OutboxMessage.id).where(OutboxMessage.kind == confirmation_mail.KIND).order_by(OutboxMessage.id)
+        rows = db.session.execute(
+            sa.select(OutboxMessage.id, OutboxMessage.lead_id)
+            .where(OutboxMessage.kind == confirmation_mail.KIND)
+            .order_by(OutboxMessage.id)
         ).all()
         db.session.remove()
     assert len(rows) == 2
 
     errors: list[BaseException] = []
 
-    def worker(message_id):
+    def worker(row):
         """What a worker does once its SMTP server took the mail: record the send (jobs.InlineRecorder)."""
         try:
             with app.app_context(), jobs._job_connection() as connection:
-                jobs.InlineRecorder(connection).record(confirmation_mail.KIND, [message_id], {"kind": "confirmation"})
+                jobs.InlineRecorder(connection).record(confirmation_mail.KIND, [row], {"kind": "confirmation"})
         except BaseException as error:
             errors.append(error)
 
     with app.app_context(), db.engine.connect() as holder:
         holder.execute(
-            sa.select(OutboxMessage.id).where(OutboxMessage.id.in_(rows)).with_for_update()
+            sa.select(OutboxMessage.id).where(OutboxMessage.id.in_([row.id for row in rows])).with_for_update()
         ).all()  # both rows held: both records start and wait
-        workers = [threading.Thread(target=worker, args=(message_id,)) for message_id in rows]
+        workers = [threading.Thread(target=worker, args=(row,)) for row in rows]
         for thread in workers:
             thread.start()
         wait_until(lambda: waiting_for_locks(app) >= 2, 10, "both records to be under way and waiting")
@@ -75,6 +77,8 @@ def test_two_workers_recording_a_leads_two_confirmations_at_once_mark_it_confirm
 
     with app.app_context():
         lead = db.session.execute(sa.select(Lead)).scalar_one()
-        sent = db.session.scalars(sa.select(OutboxMessage.sent_at).where(OutboxMessage.id.in_(rows))).all()
+        sent = db.session.scalars(
+            sa.select(OutboxMessage.sent_at).where(OutboxMessage.id.in_([row.id for row in rows]))
+        ).all()
         assert all(sent), "both sends are recorded"
         assert lead.confirmation_sent_at is not None, "neither record saw the other's send"

@@ -260,12 +260,12 @@ def test_a_send_the_recorder_thread_could_not_record_is_recorded_by_the_job_and_
     record_sent = send_jobs._record_sent
     failures = []
 
-    def recorder_thread_loses_its_connection_once(connection, kind_name, ids):
+    def recorder_thread_loses_its_connection_once(connection, kind_name, rows):
         # A fault in the recorder's thread only (its connection dropped, say): the job's thread must take over.
         if threading.current_thread().name == "mail-recorder" and not failures:
-            failures.append(ids)
+            failures.append(rows)
             raise sa.exc.OperationalError("UPDATE", {}, ConnectionError("connection lost"))
-        return record_sent(connection, kind_name, ids)
+        return record_sent(connection, kind_name, rows)
 
     monkeypatch.setattr(send_jobs, "_record_sent", recorder_thread_loses_its_connection_once)
     book_many(app, PROSPECTS)
