@@ -99,7 +99,9 @@ def book_demo(
                 if stored.booking_count == 1
                 else None
             )
-            slot_result = claims.book_slot(stored.lead_id, slot, slot_rules.current(), now, lead=new_lead)
+            slot_result = claims.book_slot(
+                stored.lead_id, slot, slot_rules.current(), now, lead=new_lead, day_locked=True
+            )
         booked = slot_result is not None and slot_result.outcome == claims.Outcome.BOOKED
         drafts = []
         if with_confirmation and not booked:

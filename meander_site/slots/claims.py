@@ -233,13 +233,20 @@ def _status_change_statement():
 
 
 def book_slot(
-    lead_id: uuid.UUID, starts_at: datetime, rules: Rules, now: datetime, lead: SlotLead | None = None
+    lead_id: uuid.UUID,
+    starts_at: datetime,
+    rules: Rules,
+    now: datetime,
+    lead: SlotLead | None = None,
+    day_locked: bool = False,
 ) -> SlotResult:
     """The lead gets the demo at `starts_at` (already checked as offered), in the caller's transaction; the caller
     commits and dispatches the returned mails. A known lead with a future demo keeps it; a won or lost one books none.
     `lead`: what the caller knows of the lead already (the booking that just created it), else it is read here.
+    `day_locked`: the caller's transaction took lock_day(starts_at) already.
     """
-    lock_day(starts_at)
+    if not day_locked:
+        lock_day(starts_at)
     if lead is None:
         lead = _slot_lead(lead_id)
     if LeadStatus(lead.status) in FINAL_STATUSES:
