@@ -18,7 +18,8 @@ Settings (environment): BENCH_QUICK=1 (small sizes, a smoke run), BENCH_STEADY_S
 BENCH_QUIET_RATE, BENCH_QUIET_SECONDS, BENCH_THROUGHPUT_MAILS, BENCH_BOARD_SIZES (e.g. "100 20000 100000"; set
 and empty skips the board phase), BENCH_TIMEOUT_SECONDS (whole run), BENCH_OWN_REDIS (default 1: with REDIS_URL
 set, a private redis-server for the run instead of that server), BENCH_REDIS_DB, BENCH_PG_LOG, BENCH_RESULTS_DIR,
-BENCH_KEEP_LOGS (copy the servers' logs to BENCH_RESULTS_DIR/logs).
+BENCH_KEEP_LOGS (copy the servers' logs to BENCH_RESULTS_DIR/logs), BENCH_ANALYZE (default 1: on PostgreSQL, ANALYZE
+after the warm-up and after the slot data, where autovacuum would have; 0 leaves the tables without statistics).
 
 BENCH_PHASES runs only the phases it names, comma- or space-separated, e.g. BENCH_PHASES="booking_cost,slots"
 (issues 18 and 19's booking costs, a few minutes instead of twenty). The names are bench/report.py's PHASES:
@@ -132,6 +133,7 @@ SETTINGS = {
     "timeout_seconds": env_float("BENCH_TIMEOUT_SECONDS", 900.0 if QUICK else 2400.0),
     "redis_db": int(env_float("BENCH_REDIS_DB", 14)),
     "own_redis": env_flag("BENCH_OWN_REDIS", True),
+    "analyze": env_flag("BENCH_ANALYZE", True),
     "phases": list(chosen_phases()),
 }
 # Issue 11's targets.
@@ -516,8 +518,9 @@ class Stack:
         """What autovacuum would have done by now: planner statistics for every table. PostgreSQL runs autovacuum
         by default, but this machine's server has it off (/etc/postgresql/15/main/conf.d/90-ci.conf), and a
         database nothing ever analyzed is planned as if each table were nearly empty: the same statements then
-        cost several times the CPU they do in production. SQLite plans without them either way."""
-        if self.pg_admin is None:
+        cost several times the CPU they do in production. SQLite plans without them either way. BENCH_ANALYZE=0
+        leaves the tables without statistics, as the bench ran before."""
+        if self.pg_admin is None or not SETTINGS["analyze"]:
             return
         import psycopg
 
