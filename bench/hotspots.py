@@ -9,7 +9,8 @@ DATABASE_URL is set), an embedded Redis and the benchmark's SMTP sink:
 - mail:      the worker's job (RQ SimpleWorker, burst) sending N confirmations into the sink
 - board:     GET /pipeline at --leads demo leads, signed in
 Prints CPU ms per operation measured without the profiler (for post and post-slot also the SQL statements and
-Redis commands per POST, counted in process and by the Redis server), then cProfile's top functions.
+Redis commands per POST, counted in process and by the Redis server), then cProfile's top functions (--timer cpu:
+by CPU time instead of wall time).
 Not part of `make bench`; for finding what to optimize once the bench shows a cost.
 """
 
@@ -45,6 +46,9 @@ from meander_site.extensions import db  # noqa: E402
 from meander_site.leads import validation  # noqa: E402
 from meander_site.mail.dispatch import mail_queue  # noqa: E402
 
+# cProfile.Profile's options (--timer cpu: CPU time, so waits for PostgreSQL, Redis or SMTP do not count).
+PROFILER_OPTIONS: dict = {}
+
 
 def cpu_per_call(action, count: int) -> float:
     started = time.process_time()
@@ -60,7 +64,12 @@ def main() -> None:
     parser.add_argument("--leads", type=int, default=20000, help="board: demo leads")
     parser.add_argument("--sort", default="tottime", help="pstats sort key, e.g. tottime or cumulative")
     parser.add_argument("--top", type=int, default=35)
+    parser.add_argument(
+        "--timer", choices=["wall", "cpu"], default="wall", help="cpu: profile this process's CPU time, not waits"
+    )
     arguments = parser.parse_args()
+    if arguments.timer == "cpu":
+        PROFILER_OPTIONS["timer"] = time.process_time
     logging.disable(logging.INFO)
 
     with tempfile.TemporaryDirectory(prefix="mprof-", dir="/tmp") as workdir:
@@ -123,7 +132,7 @@ def profile_get(app, arguments, redis_url: str) -> None:
 
     cpu_per_call(view, 30)
     print(f"GET /demo: {cpu_per_call(view, arguments.count):.2f} ms CPU each (WSGI, no server)")
-    profiler = cProfile.Profile()
+    profiler = cProfile.Profile(**PROFILER_OPTIONS)
     profiler.runcall(cpu_per_call, view, arguments.count)
     report(profiler, arguments)
 
@@ -144,7 +153,7 @@ class StatementCounter:
 def profile_post(app, arguments, redis_url: str) -> None:
     """POST /demo, each booking from an address of its own (the 5-per-hour limit as in production); with
     post-slot, one of the free times its form offered (spread as bench/load.py spreads them)."""
-    profiler = cProfile.Profile()
+    profiler = cProfile.Profile(**PROFILER_OPTIONS)
     run_tag = f"{time.time_ns()}"
     with_slot = arguments.what == "post-slot"
     with app.app_context():
@@ -227,7 +236,7 @@ def profile_mail(app, arguments, redis_url: str) -> None:
         )
         enqueue(arguments.count, "profiled")
         worker = SimpleWorker([queue], connection=queue.connection)
-        profiler = cProfile.Profile()
+        profiler = cProfile.Profile(**PROFILER_OPTIONS)
         profiler.runcall(worker.work, burst=True, logging_level="WARNING")
     report(profiler, arguments)
 
@@ -235,7 +244,7 @@ def profile_mail(app, arguments, redis_url: str) -> None:
 def profile_board(arguments, redis_url: str, workdir: Path) -> None:
     from flask.testing import FlaskClient
 
-    profiler = cProfile.Profile()
+    profiler = cProfile.Profile(**PROFILER_OPTIONS)
     original_get = FlaskClient.get
 
     def get(self, *args, **kwargs):
