@@ -31,11 +31,15 @@ class SlotNotOffered(Exception):
     """The posted start time is not one the page could have offered (malformed, past, outside the hours)."""
 
 
-def take_write_lock(lead_id: uuid.UUID) -> None:
+def take_write_lock(lead_id: uuid.UUID, day_of: datetime | None = None) -> None:
     """Begin the transaction with a write, so that on SQLite every read after it sees the latest commit (a
     transaction that read first could not write after another one committed). On PostgreSQL: the lead's row lock,
-    so that two changes of one demo take turns."""
+    so that two changes of one demo take turns. `day_of`: a time to be booked; its day's lock (claims.lock_day) is
+    taken first, in the order the booking form takes the two (the day, then the lead's row in the upsert): in the
+    other order, a pick on the confirmation page and a booking of the same day from the form deadlocked."""
     db.session.commit()
+    if day_of is not None:
+        claims.lock_day(day_of)  # a no-op on SQLite, where the write below stays the transaction's first statement
     db.session.execute(
         sa.update(Lead)
         .where(Lead.id == lead_id)
@@ -58,8 +62,8 @@ def book_for_lead(lead_id: uuid.UUID, raw_slot: object, now: datetime | None = N
     now = now or utcnow()
     slot_rules, starts_at = _offered(raw_slot, now)
     try:
-        take_write_lock(lead_id)
-        result = claims.book_slot(lead_id, starts_at, slot_rules, now)
+        take_write_lock(lead_id, day_of=starts_at)
+        result = claims.book_slot(lead_id, starts_at, slot_rules, now, day_locked=True)
         written = outbox.write([*result.drafts, *result.quiet_drafts], now=now)
         db.session.commit()
     except Exception:
@@ -108,8 +112,7 @@ def move_demo(lead_id: uuid.UUID, raw_slot: object, now: datetime | None = None)
     now = now or utcnow()
     slot_rules, starts_at = _offered(raw_slot, now)
     try:
-        take_write_lock(lead_id)
-        claims.lock_day(starts_at)
+        take_write_lock(lead_id, day_of=starts_at)
         lead = _fresh_lead(lead_id)
         _check_change_allowed(lead, slot_rules, now)
         claim = db.session.execute(sa.select(SlotClaim).where(SlotClaim.lead_id == lead_id)).scalar_one_or_none()
