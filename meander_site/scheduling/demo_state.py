@@ -1,7 +1,10 @@
 """What a lead's demo is now, read by everything else in scheduling: when it ends, whether it is still to come, what
 the prospect's page shows, and who hosts it."""
 
+import uuid
 from datetime import datetime, timedelta
+
+import sqlalchemy as sa
 
 from ..accounts.models import User
 from ..core.clock import utcnow
@@ -42,3 +45,13 @@ def public_state(lead: Lead, now: datetime | None = None) -> str:
 
 def host_of(lead: Lead) -> User | None:
     return db.session.get(User, lead.demo_host_id) if lead.demo_host_id else None
+
+
+def lead_with_host(lead_id: uuid.UUID | None) -> Lead | None:
+    """A demo mail's lead, read with its host in one statement: host_of then finds the host in the session."""
+    if lead_id is None:
+        return None
+    row = db.session.execute(
+        sa.select(Lead, User).outerjoin(User, User.id == Lead.demo_host_id).where(Lead.id == lead_id)
+    ).first()
+    return row[0] if row is not None else None

@@ -20,7 +20,7 @@ from ..mail import outbox
 from ..mail.kind import Kind
 from ..mail.models import OutboxMessage
 from .calendar import confirm_url, ics_bytes
-from .demo_state import DEFAULT_MINUTES, host_of
+from .demo_state import DEFAULT_MINUTES, host_of, lead_with_host
 from .labels import demo_label
 
 INVITATION_KIND = "demo_invitation"
@@ -94,7 +94,7 @@ def _earlier_invitation_sent(message: sa.Row) -> bool:
 
 def build_demo_mail(messages: list[sa.Row]) -> Message | None:
     message = messages[0]
-    lead = db.session.get(Lead, message.lead_id) if message.lead_id else None
+    lead = lead_with_host(message.lead_id)
     if lead is None or lead.demo_at is None:
         return None  # erased
     payload = json.loads(message.payload or "{}")

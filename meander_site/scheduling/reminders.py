@@ -14,12 +14,10 @@ from flask import render_template
 from flask_mail import Message
 
 from ..core.clock import utcnow
-from ..extensions import db
-from ..leads.models import Lead
 from ..mail import outbox
 from ..mail.kind import Kind
 from .calendar import confirm_url
-from .demo_state import DEFAULT_MINUTES, has_upcoming_demo, host_of
+from .demo_state import DEFAULT_MINUTES, has_upcoming_demo, host_of, lead_with_host
 from .labels import demo_label
 
 REMINDER_KIND = "demo_reminder"
@@ -41,7 +39,7 @@ def reminder_drafts(lead_id: uuid.UUID, email: str, demo_at: datetime, sequence:
 
 def build_reminder(messages: list[sa.Row]) -> Message | None:
     message = messages[0]
-    lead = db.session.get(Lead, message.lead_id) if message.lead_id else None
+    lead = lead_with_host(message.lead_id)
     payload = json.loads(message.payload or "{}")
     if lead is None or not has_upcoming_demo(lead) or payload.get("sequence") != lead.demo_sequence:
         return None  # erased, cancelled, held, or moved since: the move wrote reminders of its own
