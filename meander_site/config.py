@@ -194,11 +194,8 @@ def engine_options(database_url: str) -> dict:
         # Threads of one process share the file; WAL and busy_timeout are set on connect (see tune_sqlite).
         return {"connect_args": {"timeout": 15}, "hide_parameters": True}
     # No pool_pre_ping: it costs a round trip per checkout. ping_stale_connections() checks instead.
-    # prepare_threshold 0: psycopg prepares a statement on its first run on a connection, not its sixth, so a
-    # pooled connection stops parsing the booking's dozen statements at once (each web process holds several
-    # connections; with the default, a booking on a fresh one parsed them again for its first five runs).
     return {
         "hide_parameters": True,
         "pool_recycle": 1800,
-        "connect_args": {"connect_timeout": 5, "prepare_threshold": 0},
+        "connect_args": {"connect_timeout": 5},
     }
