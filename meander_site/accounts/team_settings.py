@@ -88,6 +88,11 @@ def keep(settings: Settings) -> Settings:
     return per_transaction(db.session, _KEPT, lambda: settings)
 
 
+def keep_from_columns(row) -> Settings:
+    """keep() the settings_columns of a row: a setting that is NULL (no settings row yet) takes its default."""
+    return keep(Settings(**{name: getattr(row, name) for name in SETTING_NAMES if getattr(row, name) is not None}))
+
+
 def settings_columns() -> list:
     """For a statement that reads the settings beside something else: one scalar subquery per setting."""
     columns = TeamSettings.__table__.c  # the table's: a statement built once stays Core (assignment/pool.py)

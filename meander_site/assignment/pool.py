@@ -223,11 +223,7 @@ def pick_for_booking(session: Session, email: str, now: datetime) -> tuple[Assig
     if settings is not None or session.get_bind().dialect.name != "postgresql":
         return _pick(session, "email", params, None, now), settings or team_settings.current()
     row = session.execute(_pick_with_settings_statement(), {**params, "today": oslo_today(now), "now": now}).one()
-    settings = team_settings.keep(
-        team_settings.Settings(
-            **{name: getattr(row, name) for name in team_settings.SETTING_NAMES if getattr(row, name) is not None}
-        )
-    )
+    settings = team_settings.keep_from_columns(row)
     if row.id is None and row.eligible_count:
         # Every member held by another booking this moment: wait for them, and choose then. Trying again before
         # waiting found them still held three times in four under the bench's eight clients.

@@ -16,7 +16,6 @@ from ..leads import attribution
 from ..leads.validation import LeadValidationError, validate_contact_details
 from ..scheduling import calendar, demo_state, demos
 from ..slots import claims, manage, offer
-from ..slots import rules as slot_rules
 from .book_demo import book_demo
 from .forms import HONEYPOT_FIELD, DemoBookingForm
 from .pages import lead_or_404, private, render_booking_form, render_confirmation, slot_context
@@ -116,7 +115,7 @@ def submit_booking():
         details = validate_contact_details(request.form)
     except LeadValidationError as error:
         errors = error.errors
-    slot = claims.offered_or_none(raw_slot, slot_rules.current(), utcnow()) if raw_slot else None
+    slot = claims.offered_for_booking(raw_slot, utcnow()) if raw_slot else None
     if raw_slot and slot is None:
         errors["slot"] = SLOT_NOT_OFFERED
     if errors:

@@ -24,6 +24,7 @@ from ..scheduling import reminders
 from ..scheduling.demo_state import has_upcoming_demo
 from ..scheduling.labels import demo_label
 from . import availability, hosts
+from . import rules as slot_rules
 from .models import SlotClaim
 from .rules import Rules
 
@@ -310,6 +311,13 @@ def invitation_drafts(lead_id: uuid.UUID, email: str, host_id: uuid.UUID, sequen
             outbox.Draft(demo_mails.INVITATION, host_email, lead_id=lead_id, user_id=host_id, payload=payload)
         )
     return drafts
+
+
+def offered_for_booking(raw: object, now: datetime) -> datetime | None:
+    """offered_or_none for the booking form's POST, whose transaction goes on to book the time: what both steps
+    read (the hosts, the rules, the team's settings) is read in one statement first."""
+    hosts.read_before_booking()
+    return offered_or_none(raw, slot_rules.current(), now)
 
 
 def offered_or_none(raw: object, rules: Rules, now: datetime) -> datetime | None:

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import sqlalchemy as sa
 
-from ..accounts import absences
+from ..accounts import absences, team_settings
 from ..accounts.models import Absence, User
 from ..assignment import pool
 from ..business_days import OSLO
@@ -16,6 +16,7 @@ from ..core.database import per_transaction
 from ..extensions import db
 from ..leads.models import Lead, LeadStatusCount
 from ..leads.statuses import LeadStatus
+from . import rules as slot_rules
 from .availability import HostTime
 from .models import DemoHost, HostBusy, SlotClaim, SlotRules
 from .rules import parse_weekly_hours
@@ -50,10 +51,43 @@ def _hosts_statement():
     )
 
 
+# host_rows' key in core.database.per_transaction.
+_HOSTS_KEPT = "slot_hosts"
+
+
 def host_rows() -> list[sa.Row]:
     """Every host (id, email, weekly_hours), oldest account first: read once per transaction, for a booking checks
     the offer (host_weeks), then books it (host_times_at) and writes the host's invitation."""
-    return per_transaction(db.session, "slot_hosts", lambda: db.session.execute(_hosts_statement()).all())
+    return per_transaction(db.session, _HOSTS_KEPT, lambda: db.session.execute(_hosts_statement()).all())
+
+
+@functools.cache
+def _hosts_rules_and_settings_statement():
+    """The hosts (as _hosts_statement) with the slot rules and the team's settings beside each row. A one-row anchor
+    joined to the hosts gives one row when there are none, so the rules and settings always come back."""
+    anchor = sa.select(sa.literal(1).label("anchor")).subquery("anchor")
+    hosts = _hosts_statement().add_columns(USERS.created_at).order_by(None).subquery("hosts")
+    return (
+        sa.select(
+            hosts.c.id,
+            hosts.c.email,
+            hosts.c.weekly_hours,
+            *slot_rules.rules_columns(),
+            *team_settings.settings_columns(),
+        )
+        .select_from(anchor.outerjoin(hosts, hosts.c.id.is_not(None)))
+        .order_by(hosts.c.created_at, hosts.c.id)
+    )
+
+
+def read_before_booking() -> None:
+    """What a booking with a time reads before it books — the hosts, the slot rules and the team's settings — in one
+    statement instead of three, kept for the transaction: host_rows, rules.current and team_settings.current then
+    read nothing more."""
+    rows = db.session.execute(_hosts_rules_and_settings_statement()).all()
+    slot_rules.keep_from_columns(rows[0])
+    team_settings.keep_from_columns(rows[0])
+    per_transaction(db.session, _HOSTS_KEPT, lambda: [row for row in rows if row.id is not None])
 
 
 def host_weeks() -> list:

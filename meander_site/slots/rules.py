@@ -67,6 +67,26 @@ def current() -> Rules:
     return per_transaction(db.session, _KEPT, _read)
 
 
+# For a statement that reads the rules beside something else (rules_columns), each labelled with this prefix.
+COLUMN_PREFIX = "rule_"
+
+
+def rules_columns() -> list:
+    """One scalar subquery per rule (NULL without the row), labelled COLUMN_PREFIX + its name."""
+    columns = SlotRules.__table__.c
+    return [
+        sa.select(columns[field.name]).where(columns.id == ROW_ID).scalar_subquery().label(COLUMN_PREFIX + field.name)
+        for field in fields(Rules)
+    ]
+
+
+def keep_from_columns(row) -> Rules:
+    """The rules a statement read beside something else (rules_columns), kept for the rest of the transaction."""
+    values = {field.name: getattr(row, COLUMN_PREFIX + field.name) for field in fields(Rules)}
+    rules = Rules(**values) if all(value is not None for value in values.values()) else Rules()
+    return per_transaction(db.session, _KEPT, lambda: rules)
+
+
 class RulesError(ValueError):
     def __init__(self, errors: dict[str, str]):
         super().__init__(errors)

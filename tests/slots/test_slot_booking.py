@@ -5,7 +5,7 @@ import re
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from helpers.booking import VALID_BOOKING, book, csrf_token, make_lead
+from helpers.booking import CSRF_INPUT, VALID_BOOKING, book, csrf_token, make_lead
 from helpers.jobs import run_jobs
 
 from meander_site.accounts import absences
@@ -151,3 +151,30 @@ def test_an_absence_entered_after_the_form_was_shown_makes_the_time_taken(app, c
         db.session.commit()
     response = book(client, slot=slot)
     assert response.status_code == 303 and "tatt=1" in response.headers["Location"]
+
+
+def test_a_booking_with_a_time_reads_hosts_rules_and_settings_in_one_statement(app, client, staff_user):
+    """What the offer's check and the booking both read (the hosts, the slot rules, the team's settings) is one
+    SELECT, kept for the transaction: no statement of the POST reads the rules or the settings alone."""
+    body = client.get("/demo").get_data(as_text=True)
+    slot = SLOT_INPUT.search(body).group(1)
+    token = CSRF_INPUT.search(body).group(1)
+    statements = []
+    with app.app_context():
+        engine = db.engine
+
+    def note(conn, cursor, statement, parameters, context, executemany):
+        statements.append(" ".join(statement.split()))
+
+    sa.event.listen(engine, "before_cursor_execute", note)
+    try:
+        response = client.post("/demo", data={**VALID_BOOKING, "slot": slot, "csrf_token": token})
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", note)
+
+    assert response.status_code == 303 and "tatt" not in response.headers["Location"]
+    reads_of_the_rules = [text for text in statements if "slot_rules.demo_minutes" in text]
+    reads_of_the_settings = [text for text in statements if "team_settings.opens_at_minute" in text]
+    assert len(reads_of_the_rules) == 1, reads_of_the_rules
+    assert reads_of_the_settings == reads_of_the_rules  # the same statement
+    assert "demo_hosts.weekly_hours" in reads_of_the_rules[0]
