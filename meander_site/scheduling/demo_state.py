@@ -47,11 +47,12 @@ def host_of(lead: Lead) -> User | None:
     return db.session.get(User, lead.demo_host_id) if lead.demo_host_id else None
 
 
-def lead_with_host(lead_id: uuid.UUID | None) -> Lead | None:
-    """A demo mail's lead, read with its host in one statement: host_of then finds the host in the session."""
+def lead_and_host(lead_id: uuid.UUID | None) -> tuple[Lead | None, User | None]:
+    """A demo mail's lead and its demo's host, in one statement. The caller keeps the host: the session holds what
+    it loaded only while something refers to it, and host_of then finds the host without a query."""
     if lead_id is None:
-        return None
+        return None, None
     row = db.session.execute(
         sa.select(Lead, User).outerjoin(User, User.id == Lead.demo_host_id).where(Lead.id == lead_id)
     ).first()
-    return row[0] if row is not None else None
+    return (row[0], row[1]) if row is not None else (None, None)

@@ -20,7 +20,7 @@ from ..mail import outbox
 from ..mail.kind import Kind
 from ..mail.models import OutboxMessage
 from .calendar import confirm_url, ics_bytes
-from .demo_state import DEFAULT_MINUTES, host_of, lead_with_host
+from .demo_state import DEFAULT_MINUTES, host_of, lead_and_host
 from .labels import demo_label
 
 INVITATION_KIND = "demo_invitation"
@@ -94,7 +94,7 @@ def _earlier_invitation_sent(message: sa.Row) -> bool:
 
 def build_demo_mail(messages: list[sa.Row]) -> Message | None:
     message = messages[0]
-    lead = lead_with_host(message.lead_id)
+    lead, host = lead_and_host(message.lead_id)
     if lead is None or lead.demo_at is None:
         return None  # erased
     payload = json.loads(message.payload or "{}")
@@ -104,7 +104,6 @@ def build_demo_mail(messages: list[sa.Row]) -> Message | None:
         return None  # a later change says everything this one would
     if message.kind == CANCELLATION_KIND and not _earlier_invitation_sent(message):
         return None  # they never heard of it: no need to take it back
-    host = host_of(lead)
     if message.user_id is not None:
         if host is None or host.id != message.user_id:
             return None  # the host changed: the new host got their own invitation, the old one a cancellation

@@ -17,7 +17,7 @@ from ..core.clock import utcnow
 from ..mail import outbox
 from ..mail.kind import Kind
 from .calendar import confirm_url
-from .demo_state import DEFAULT_MINUTES, has_upcoming_demo, host_of, lead_with_host
+from .demo_state import DEFAULT_MINUTES, has_upcoming_demo, lead_and_host
 from .labels import demo_label
 
 REMINDER_KIND = "demo_reminder"
@@ -39,13 +39,12 @@ def reminder_drafts(lead_id: uuid.UUID, email: str, demo_at: datetime, sequence:
 
 def build_reminder(messages: list[sa.Row]) -> Message | None:
     message = messages[0]
-    lead = lead_with_host(message.lead_id)
+    lead, host = lead_and_host(message.lead_id)
     payload = json.loads(message.payload or "{}")
     if lead is None or not has_upcoming_demo(lead) or payload.get("sequence") != lead.demo_sequence:
         return None  # erased, cancelled, held, or moved since: the move wrote reminders of its own
     if lead.demo_at <= utcnow():
         return None
-    host = host_of(lead)
     context = {
         "lead": lead,
         "when": demo_label(lead.demo_at),
