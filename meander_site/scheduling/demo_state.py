@@ -48,8 +48,8 @@ def host_of(lead: Lead) -> User | None:
 
 
 def lead_and_host(lead_id: uuid.UUID | None) -> tuple[Lead | None, User | None]:
-    """A demo mail's lead and its demo's host, in one statement. The caller keeps the host: the session holds what
-    it loaded only while something refers to it, and host_of then finds the host without a query."""
+    """A demo mail's lead and its demo's host, in one statement (the builders pass the host on rather than call
+    host_of: the session keeps a loaded object only while something refers to it)."""
     if lead_id is None:
         return None, None
     row = db.session.execute(

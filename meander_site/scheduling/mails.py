@@ -20,7 +20,7 @@ from ..mail import outbox
 from ..mail.kind import Kind
 from ..mail.models import OutboxMessage
 from .calendar import confirm_url, ics_bytes
-from .demo_state import DEFAULT_MINUTES, host_of, lead_and_host
+from .demo_state import DEFAULT_MINUTES, lead_and_host
 from .labels import demo_label
 
 INVITATION_KIND = "demo_invitation"
@@ -99,7 +99,7 @@ def build_demo_mail(messages: list[sa.Row]) -> Message | None:
         return None  # erased
     payload = json.loads(message.payload or "{}")
     if payload.get("former_host"):
-        return _former_host_cancellation(message, lead, payload)
+        return _former_host_cancellation(message, lead, host, payload)
     if _superseded(message, lead):
         return None  # a later change says everything this one would
     if message.kind == CANCELLATION_KIND and not _earlier_invitation_sent(message):
@@ -121,7 +121,7 @@ def build_demo_mail(messages: list[sa.Row]) -> Message | None:
         body=render_template("mail/demo.txt", **context),
         html=render_template("mail/demo.html", **context),
         calendar_method=method,
-        ics=ics_bytes(lead, method, lead.demo_sequence),
+        ics=ics_bytes(lead, method, lead.demo_sequence, organizer=host),
     )
     if not context["for_host"] and host is not None:
         mail.reply_to = host.email  # a reply reaches the person who holds the demo
@@ -142,11 +142,10 @@ def _context(lead: Lead, kind: str, host: User | None, for_host: bool, **extra) 
     }
 
 
-def _former_host_cancellation(message: sa.Row, lead: Lead, payload: dict) -> Message | None:
+def _former_host_cancellation(message: sa.Row, lead: Lead, host: User | None, payload: dict) -> Message | None:
     """The demo taken out of the calendar of a host who no longer holds it: not overtaken by later changes (those
     go to the new host), unless they hold it again, and only if their invitation went out."""
     former = db.session.get(User, message.user_id) if message.user_id else None
-    host = host_of(lead)
     if former is None or (host is not None and host.id == former.id) or not _earlier_invitation_sent(message):
         return None
     was_when = demo_label(datetime.fromisoformat(payload["was_at"])) if payload.get("was_at") else None
