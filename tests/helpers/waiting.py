@@ -5,6 +5,10 @@ helpers/gunicorn_client.py's Browser.)"""
 import threading
 import time
 
+import sqlalchemy as sa
+
+from meander_site.extensions import db
+
 
 def wait_until(predicate, timeout: float = 10.0, what: str = "the condition", diagnostics=None, interval=0.02):
     """Poll `predicate` until it returns something truthy and return that; fail with `what` (and the
@@ -43,3 +47,13 @@ def run_together(count: int, work, timeout: float = 60.0) -> list:
     if errors:
         raise errors[0]
     return results
+
+
+def waiting_for_locks(app) -> int:
+    """PostgreSQL: how many of this database's sessions wait for a lock now (a row's, or an advisory one)."""
+    with app.app_context(), db.engine.connect() as connection:
+        return connection.scalar(
+            sa.text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        )

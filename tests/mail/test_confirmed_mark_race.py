@@ -12,7 +12,7 @@ import threading
 import pytest
 import sqlalchemy as sa
 from helpers.booking import book
-from helpers.waiting import wait_until
+from helpers.waiting import wait_until, waiting_for_locks
 
 from meander_site.booking import confirmation_mail
 from meander_site.extensions import db
@@ -27,15 +27,6 @@ def postgresql_app(app):
         if db.engine.dialect.name != "postgresql":
             pytest.skip("PostgreSQL only: set DATABASE_URL=postgresql://… (SQLite has one writer at a time)")
     return app
-
-
-def waiting_for_locks(app) -> int:
-    with app.app_context(), db.engine.connect() as connection:
-        return connection.scalar(
-            sa.text(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            )
-        )
 
 
 @pytest.mark.parametrize("run", range(3))

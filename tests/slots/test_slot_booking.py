@@ -2,13 +2,14 @@
 confirmation, a 422 for a time never offered, «Tidspunktet ble nettopp tatt» with other times, and known leads."""
 
 import re
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from helpers.booking import CSRF_INPUT, VALID_BOOKING, book, csrf_token, make_lead
 from helpers.jobs import run_jobs
 
-from meander_site.accounts import absences
+from meander_site.accounts import absences, team_settings
 from meander_site.accounts.models import User
 from meander_site.booking import confirmation_mail
 from meander_site.dev.demo_data import create_demo_leads
@@ -17,6 +18,7 @@ from meander_site.leads.models import Lead
 from meander_site.mail.models import OutboxMessage
 from meander_site.scheduling import demos
 from meander_site.scheduling import mails as demo_mails
+from meander_site.slots import rules
 from meander_site.slots.models import SlotClaim
 
 SLOT_INPUT = re.compile(r'<input type="radio" id="slot-[0-9T-]+" name="slot" value="([0-9T:-]{16})"')
@@ -178,3 +180,22 @@ def test_a_booking_with_a_time_reads_hosts_rules_and_settings_in_one_statement(a
     assert len(reads_of_the_rules) == 1, reads_of_the_rules
     assert reads_of_the_settings == reads_of_the_rules  # the same statement
     assert "demo_hosts.weekly_hours" in reads_of_the_rules[0]
+
+
+def test_a_booking_with_a_time_follows_the_saved_rules_and_team_settings(app, client, staff_user):
+    """The one read of hosts, rules and settings gives what the administrator saved, not the defaults: the demo's
+    length and place from the rules, and the chat post from the team's settings (a sealed webhook address)."""
+    with app.app_context():
+        rules.save(replace(rules.Rules(), demo_minutes=45, location="Teams: lenken kommer"), by_id=None)
+        team_settings.set_chat_webhook("http://127.0.0.1:9/hooks/abc", by_id=None, allow_loopback=True)
+    body = client.get("/demo").get_data(as_text=True)
+    data = {**VALID_BOOKING, "slot": SLOT_INPUT.search(body).group(1), "csrf_token": CSRF_INPUT.search(body).group(1)}
+
+    response = client.post("/demo", data=data)
+
+    assert response.status_code == 303 and "tatt" not in response.headers["Location"]
+    with app.app_context():
+        lead = db.session.execute(sa.select(Lead)).scalar_one()
+        assert (lead.demo_minutes, lead.demo_location) == (45, "Teams: lenken kommer")
+        chat_posts = db.session.scalars(sa.select(OutboxMessage.kind).where(OutboxMessage.kind == "chat_webhook")).all()
+        assert len(chat_posts) == 2  # the new lead and the self-booked demo

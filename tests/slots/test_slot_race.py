@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from helpers.accounts import make_user
 from helpers.booking import CSRF_INPUT, VALID_BOOKING, make_lead
 from helpers.staff import STAFF_PASSWORD
-from helpers.waiting import run_together, wait_until
+from helpers.waiting import run_together, wait_until, waiting_for_locks
 
 from meander_site.booking import book_demo
 from meander_site.extensions import db
@@ -135,6 +135,7 @@ def test_a_prospect_changing_the_demo_on_the_page_while_their_form_books_the_sam
     form.join(timeout=30)
     page.join(timeout=30)
 
+    assert not form.is_alive() and not page.is_alive(), "a step still waits"
     assert not errors, errors
     with app.app_context():
         stored = db.session.get(Lead, lead["id"])
@@ -144,12 +145,3 @@ def test_a_prospect_changing_the_demo_on_the_page_while_their_form_books_the_sam
         expected = posted if change == "pick" else picked
         assert stored.demo_at == availability.parse_slot_value(expected.value)
         assert db.session.scalar(sa.select(sa.func.count()).select_from(SlotClaim)) == 1
-
-
-def waiting_for_locks(app) -> int:
-    with app.app_context(), db.engine.connect() as connection:
-        return connection.scalar(
-            sa.text(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            )
-        )
