@@ -46,8 +46,10 @@ from meander_site.extensions import db  # noqa: E402
 from meander_site.leads import validation  # noqa: E402
 from meander_site.mail.dispatch import mail_queue  # noqa: E402
 
-# cProfile.Profile's options (--timer cpu: CPU time, so waits for PostgreSQL, Redis or SMTP do not count).
-PROFILER_OPTIONS: dict = {}
+
+def new_profiler(arguments) -> cProfile.Profile:
+    """--timer cpu: CPU time, so waits for PostgreSQL, Redis or SMTP do not count."""
+    return cProfile.Profile(time.process_time) if arguments.timer == "cpu" else cProfile.Profile()
 
 
 def cpu_per_call(action, count: int) -> float:
@@ -68,8 +70,6 @@ def main() -> None:
         "--timer", choices=["wall", "cpu"], default="wall", help="cpu: profile this process's CPU time, not waits"
     )
     arguments = parser.parse_args()
-    if arguments.timer == "cpu":
-        PROFILER_OPTIONS["timer"] = time.process_time
     logging.disable(logging.INFO)
 
     with tempfile.TemporaryDirectory(prefix="mprof-", dir="/tmp") as workdir:
@@ -132,7 +132,7 @@ def profile_get(app, arguments, redis_url: str) -> None:
 
     cpu_per_call(view, 30)
     print(f"GET /demo: {cpu_per_call(view, arguments.count):.2f} ms CPU each (WSGI, no server)")
-    profiler = cProfile.Profile(**PROFILER_OPTIONS)
+    profiler = new_profiler(arguments)
     profiler.runcall(cpu_per_call, view, arguments.count)
     report(profiler, arguments)
 
@@ -153,7 +153,7 @@ class StatementCounter:
 def profile_post(app, arguments, redis_url: str) -> None:
     """POST /demo, each booking from an address of its own (the 5-per-hour limit as in production); with
     post-slot, one of the free times its form offered (spread as bench/load.py spreads them)."""
-    profiler = cProfile.Profile(**PROFILER_OPTIONS)
+    profiler = new_profiler(arguments)
     run_tag = f"{time.time_ns()}"
     with_slot = arguments.what == "post-slot"
     with app.app_context():
@@ -236,7 +236,7 @@ def profile_mail(app, arguments, redis_url: str) -> None:
         )
         enqueue(arguments.count, "profiled")
         worker = SimpleWorker([queue], connection=queue.connection)
-        profiler = cProfile.Profile(**PROFILER_OPTIONS)
+        profiler = new_profiler(arguments)
         profiler.runcall(worker.work, burst=True, logging_level="WARNING")
     report(profiler, arguments)
 
@@ -244,7 +244,7 @@ def profile_mail(app, arguments, redis_url: str) -> None:
 def profile_board(arguments, redis_url: str, workdir: Path) -> None:
     from flask.testing import FlaskClient
 
-    profiler = cProfile.Profile(**PROFILER_OPTIONS)
+    profiler = new_profiler(arguments)
     original_get = FlaskClient.get
 
     def get(self, *args, **kwargs):
