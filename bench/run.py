@@ -508,11 +508,17 @@ class Stack:
             path = self.database_url.removeprefix("sqlite:///")
             with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=15)) as connection:
                 return connection.execute(query).fetchone()[0]
+        with self._unlogged_connection() as connection:
+            return connection.execute(query).fetchone()[0]
+
+    def _unlogged_connection(self):
+        """A connection to the throwaway PostgreSQL database for the bench's own statements, in autocommit, kept out
+        of the statement log the round-trip counts come from."""
         import psycopg
 
-        # The bench's own checks stay out of the statement log the counts come from.
-        with psycopg.connect(self.database_url.replace("+psycopg", ""), options="-c log_statement=none") as connection:
-            return connection.execute(query).fetchone()[0]
+        return psycopg.connect(
+            self.database_url.replace("+psycopg", ""), autocommit=True, options="-c log_statement=none"
+        )
 
     def analyze(self) -> None:
         """What autovacuum would have done by now: planner statistics for every table. PostgreSQL runs autovacuum
@@ -522,11 +528,7 @@ class Stack:
         leaves the tables without statistics, as the bench ran before."""
         if self.pg_admin is None or not SETTINGS["analyze"]:
             return
-        import psycopg
-
-        with psycopg.connect(
-            self.database_url.replace("+psycopg", ""), autocommit=True, options="-c log_statement=none"
-        ) as connection:
+        with self._unlogged_connection() as connection:
             connection.execute("ANALYZE")
 
     def wait_until_sent(self, timeout: float = 30.0) -> int:
